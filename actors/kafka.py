@@ -1,0 +1,221 @@
+"""Kafka client construction and small helpers: the only module that imports confluent_kafka.
+
+``import confluent_kafka`` (never ``from confluent_kafka import X``): Ray pickles actor classes
+by value, and a module-level name bound to a confluent_kafka C type breaks that pickling.
+Every client config starts from ``KafkaSettings.client_config()`` so credentials pass through
+unchanged; configs are never logged because they may hold secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import confluent_kafka
+import confluent_kafka.admin
+
+from models.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str | None]
+
+# Tansu answers a group join only after ~session.timeout.ms/2; Kafka's 45 s default would make
+# every join cost ~23 s. 6 s keeps joins and dead-member detection quick on any broker.
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 1000
+# Measured against Tansu 0.6: range and cooperative-sticky both rebalance correctly, but every
+# join round costs ~session.timeout/2 there, and cooperative-sticky needs three rounds to add a
+# member (~11 s) where range needs one (~5 s). Eager range it is; on a real cluster set
+# extra_config {"partition.assignment.strategy": "cooperative-sticky"} (settings beat defaults).
+ASSIGNMENT_STRATEGY = "range"
+
+
+class KafkaDeliveryError(RuntimeError):
+    """One or more produced messages were not acknowledged by the broker."""
+
+
+def _config(
+    settings: KafkaSettings,
+    defaults: dict[str, Any],
+    required: dict[str, Any],
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """Tunable defaults < settings (incl. extra_config) < what correctness needs < overrides.
+
+    Overrides use verbatim librdkafka names, e.g. ``**{"fetch.min.bytes": 1}``; python-only keys
+    such as ``error_cb`` work too.
+    """
+    conf: dict[str, Any] = dict(defaults)
+    conf.update(settings.client_config())
+    conf.update(required)
+    conf.update(overrides)
+    return conf
+
+
+def make_consumer(
+    settings: KafkaSettings, group_id: str | None = None, **overrides: Any
+) -> confluent_kafka.Consumer:
+    """A consumer with manual commits: offsets advance only after output is safely published."""
+    defaults = {
+        "auto.offset.reset": settings.auto_offset_reset,
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+        "partition.assignment.strategy": ASSIGNMENT_STRATEGY,
+    }
+    required = {"group.id": group_id or settings.group_id, "enable.auto.commit": False}
+    return confluent_kafka.Consumer(_config(settings, defaults, required, overrides))
+
+
+def make_producer(
+    settings: KafkaSettings, idempotent: bool = True, **overrides: Any
+) -> confluent_kafka.Producer:
+    """An acks=all producer; idempotence stops retries from duplicating messages."""
+    defaults = {"linger.ms": 5, "compression.type": "lz4"}
+    required: dict[str, Any] = {"acks": "all", "enable.idempotence": idempotent}
+    return confluent_kafka.Producer(_config(settings, defaults, required, overrides))
+
+
+def make_admin(settings: KafkaSettings, **overrides: Any) -> confluent_kafka.admin.AdminClient:
+    return confluent_kafka.admin.AdminClient(_config(settings, {}, {}, overrides))
+
+
+def list_topics(settings: KafkaSettings, timeout: float = 10.0) -> set[str]:
+    metadata = make_admin(settings).list_topics(timeout=timeout)
+    return set(metadata.topics)
+
+
+def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[str], partitions: int = 4, timeout: float = 10.0
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created. Safe to repeat."""
+    admin = make_admin(settings)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = sorted(set(topics) - existing)
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [confluent_kafka.admin.NewTopic(t, num_partitions=partitions) for t in missing],
+        request_timeout=timeout,
+        operation_timeout=timeout,
+    )
+    created: list[str] = []
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            created.append(topic)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    if created:
+        log.info("created topics %s (%d partitions)", created, partitions)
+    return created
+
+
+def delete_topics(settings: KafkaSettings, topics: Iterable[str], timeout: float = 10.0) -> None:
+    """Delete topics; missing ones are ignored."""
+    wanted = list(topics)
+    if not wanted:
+        return
+    admin = make_admin(settings)  # keep a reference: a collected client cancels its futures
+    futures = admin.delete_topics(wanted, operation_timeout=timeout)
+    for future in futures.values():
+        try:
+            future.result(timeout=timeout)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args[0].code() != confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+
+
+def produce_batch(
+    producer: confluent_kafka.Producer,
+    topic: str,
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+    headers: Headers | None = None,
+    timeout: float = 30.0,
+) -> int:
+    """Produce (key, value) pairs, flush, and raise if any was not delivered. Returns the count.
+
+    The same headers go on every message. Flushing per batch is what makes "published" mean
+    acknowledged, which the caller relies on before committing input offsets.
+    """
+    errors: list[str] = []
+
+    def on_delivery(err: confluent_kafka.KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    hdrs = list(headers.items()) if isinstance(headers, dict) else headers
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=hdrs, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.1)  # local queue full: serve callbacks until there is room
+    remaining = producer.flush(timeout)
+    if remaining:
+        raise KafkaDeliveryError(f"{remaining} message(s) to {topic} still unsent after {timeout}s")
+    if errors:
+        raise KafkaDeliveryError(
+            f"{len(errors)} of {len(messages)} message(s) to {topic} failed; first: {errors[0]}"
+        )
+    return len(messages)
+
+
+def _partitions(
+    consumer: confluent_kafka.Consumer, topic: str, deadline: float
+) -> list[confluent_kafka.TopicPartition]:
+    """The topic's partitions, waiting (until deadline) for the topic to exist."""
+    while True:
+        meta = consumer.list_topics(topic, timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        info = meta.topics.get(topic)
+        if info is not None and info.error is None and info.partitions:
+            return [
+                confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+                for p in sorted(info.partitions)
+            ]
+        if time.monotonic() >= deadline:
+            return []
+        time.sleep(0.1)
+
+
+def consume_all(
+    settings: KafkaSettings,
+    topic: str,
+    expected: int | None,
+    timeout: float,
+    group_id: str | None = None,
+) -> list[confluent_kafka.Message]:
+    """Read ``topic`` from the earliest offset until ``expected`` messages or ``timeout``.
+
+    For tests and the CLI. With ``expected=None`` it reads until the timeout. Partitions are
+    assigned directly rather than subscribed: no group join (which costs ~3 s on Tansu), no
+    rebalance, and nothing is committed, so ``group_id`` only labels the client.
+    """
+    deadline = time.monotonic() + timeout
+    group = group_id or f"{settings.group_id}.reader.{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(settings, group_id=group)
+    out: list[confluent_kafka.Message] = []
+    try:
+        partitions = _partitions(consumer, topic, deadline)
+        if not partitions:
+            return out
+        consumer.assign(partitions)
+        while expected is None or len(out) < expected:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            want = 1000 if expected is None else min(1000, expected - len(out))
+            for msg in consumer.consume(num_messages=want, timeout=min(left, 0.5)):
+                err = msg.error()
+                if err is None:
+                    out.append(msg)
+                elif err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                    raise confluent_kafka.KafkaException(err)
+    finally:
+        consumer.close()
+    return out

@@ -1,0 +1,221 @@
+"""Breakdowns by key (stage, model, node type, error code, workflow) with bounded memory.
+
+A breakdown keeps at most ``max_keys`` keys; which ones is decided by a stable hash (the keys with
+the smallest hashes win, a bottom-k rule), not by arrival order, so the kept keys and the
+``__other__`` fold are a function of the set of keys alone and merges stay order-free. A key that
+loses its place is merged into ``__other__``; a key outside the bottom-k can never come back in,
+so the kept keys' numbers are always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+from reducer.exact import ExactMean
+from reducer.sketch import QuantileStore
+
+OTHER_KEY = "__other__"
+
+
+class Accumulator(Protocol):
+    def merge_from(self, other: Self) -> None: ...
+    def to_obj(self) -> Any: ...
+
+
+A = TypeVar("A", bound=Accumulator)
+
+
+def key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest())
+
+
+class Breakdown(Generic[A]):
+    __slots__ = ("_factory", "_heap", "entries", "max_key_length", "max_keys", "other")
+
+    def __init__(self, factory: Callable[[], A], max_keys: int, max_key_length: int) -> None:
+        self._factory = factory
+        self.max_keys = max_keys
+        self.max_key_length = max_key_length
+        self.entries: dict[str, A] = {}
+        self._heap: list[tuple[int, str]] = []  # (-hash, key): the largest kept hash on top
+        self.other: A | None = None
+
+    def slot(self, key: str) -> A:
+        """The accumulator to update for ``key``: its own, or ``__other__``'s."""
+        entry = self.entries.get(key)
+        if entry is not None:
+            return entry
+        if len(key) > self.max_key_length:
+            key = key[: self.max_key_length]
+            entry = self.entries.get(key)
+            if entry is not None:
+                return entry
+        if key == OTHER_KEY:
+            return self._other()
+        rank = (-key_hash(key), key)
+        if len(self.entries) >= self.max_keys:
+            if not self._heap or rank <= self._heap[0]:  # hash above every kept key: fold
+                return self._other()
+            _, evicted = heapq.heapreplace(self._heap, rank)
+            self._other().merge_from(self.entries.pop(evicted))
+        else:
+            heapq.heappush(self._heap, rank)
+        entry = self.entries[key] = self._factory()
+        return entry
+
+    def _other(self) -> A:
+        if self.other is None:
+            self.other = self._factory()
+        return self.other
+
+    def merge_from(self, other: Breakdown[A]) -> None:
+        for key, entry in other.entries.items():
+            self.slot(key).merge_from(entry)
+        if other.other is not None:
+            self._other().merge_from(other.other)
+
+    def items(self) -> Iterator[tuple[str, A]]:
+        """Kept keys in sorted order, then ``__other__`` if anything folded."""
+        for key in sorted(self.entries):
+            yield key, self.entries[key]
+        if self.other is not None:
+            yield OTHER_KEY, self.other
+
+    def __len__(self) -> int:
+        return len(self.entries) + (self.other is not None)
+
+    def to_obj(self) -> list:
+        return [[key, entry.to_obj()] for key, entry in self.items()]
+
+    def load(self, obj: list, decode: Callable[[Any], A]) -> Self:
+        for key, entry in obj:
+            self.slot(key).merge_from(decode(entry))
+        return self
+
+
+class Count:
+    """A plain counter as an accumulator (failures by stage or error code)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+
+    def merge_from(self, other: Count) -> None:
+        self.n += other.n
+
+    def to_obj(self) -> int:
+        return self.n
+
+
+class DurationStats:
+    """Count, exact mean and percentile store of durations: one stage, model or node type."""
+
+    __slots__ = ("cost", "durations", "failures", "quality", "quantiles", "tokens")
+
+    def __init__(self, exact_cap: int, relative_accuracy: float) -> None:
+        self.durations = ExactMean()
+        self.quantiles = QuantileStore(exact_cap, relative_accuracy)
+        self.failures = 0
+        self.quality = ExactMean()
+        self.tokens = 0
+        self.cost = ExactMean()
+
+    @property
+    def count(self) -> int:
+        return self.durations.count
+
+    def add_durations(self, values: list[float]) -> None:
+        self.durations.extend(values)
+        self.quantiles.extend(values)
+
+    def merge_from(self, other: DurationStats) -> None:
+        self.durations.merge_from(other.durations)
+        self.quantiles.merge_from(other.quantiles)
+        self.failures += other.failures
+        self.quality.merge_from(other.quality)
+        self.tokens += other.tokens
+        self.cost.merge_from(other.cost)
+
+    def to_obj(self) -> list:
+        return [
+            self.durations.to_obj(),
+            self.quantiles.to_obj(),
+            self.failures,
+            self.quality.to_obj(),
+            self.tokens,
+            self.cost.to_obj(),
+        ]
+
+    @classmethod
+    def from_obj(cls, obj: list, exact_cap: int, relative_accuracy: float) -> DurationStats:
+        stats = cls(exact_cap, relative_accuracy)
+        stats.durations = ExactMean.from_obj(obj[0])
+        stats.quantiles = QuantileStore.from_obj(obj[1], exact_cap, relative_accuracy)
+        stats.failures = int(obj[2])
+        stats.quality = ExactMean.from_obj(obj[3])
+        stats.tokens = int(obj[4])
+        stats.cost = ExactMean.from_obj(obj[5])
+        return stats
+
+
+# Workflow status bits: OR-ed, so the status never depends on the order events arrive in.
+STARTED, STAGED, COMPLETED, FAILED = 1, 2, 4, 8
+
+
+def workflow_status(bits: int) -> str:
+    if bits & COMPLETED:
+        return "completed"
+    if bits & FAILED:
+        return "failed"
+    return "running" if bits & STAGED else "started"
+
+
+class WorkflowSummary:
+    """One workflow: status bits, stage numbers seen (bitmask), stage time, duration, cost."""
+
+    __slots__ = ("cost", "duration", "stage_time", "stages", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.stages = 0
+        self.stage_time = ExactMean()
+        self.duration = ExactMean()
+        self.cost = ExactMean()
+
+    def merge_from(self, other: WorkflowSummary) -> None:
+        self.status |= other.status
+        self.stages |= other.stages
+        self.stage_time.merge_from(other.stage_time)
+        self.duration.merge_from(other.duration)
+        self.cost.merge_from(other.cost)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "status": workflow_status(self.status),
+            "stages_seen": [n for n in range(1, 9) if self.stages >> n & 1],
+            "stage_time_seconds": self.stage_time.sum,
+            "total_duration_seconds": self.duration.sum,
+            "total_cost_usd": self.cost.sum,
+        }
+
+    def to_obj(self) -> list:
+        return [
+            self.status,
+            self.stages,
+            self.stage_time.to_obj(),
+            self.duration.to_obj(),
+            self.cost.to_obj(),
+        ]
+
+    @classmethod
+    def from_obj(cls, obj: list) -> WorkflowSummary:
+        summary = cls()
+        summary.status, summary.stages = int(obj[0]), int(obj[1])
+        summary.stage_time = ExactMean.from_obj(obj[2])
+        summary.duration = ExactMean.from_obj(obj[3])
+        summary.cost = ExactMean.from_obj(obj[4])
+        return summary

