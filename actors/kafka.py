@@ -219,3 +219,13 @@ def consume_all(
     finally:
         consumer.close()
     return out
+
+
+def commit_offsets(
+    consumer: confluent_kafka.Consumer,
+    offsets: dict[tuple[str, int], int],
+    asynchronous: bool = False,
+) -> None:
+    """Commit ``{(topic, partition): next offset to read}``."""
+    partitions = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+    consumer.commit(offsets=partitions, asynchronous=asynchronous)

@@ -80,6 +80,11 @@ class KafkaSettings(BaseModel):
             for name in ("started", "stage_completed", "completed", "failed")
         ]
 
+    def input_topic_for(self, event_type: str) -> str:
+        """Where producers put an event type (the reducer accepts any type on any input topic)."""
+        name = event_type.upper().removeprefix("CODEGEN_").lower()
+        return self.topic(f"codegen.{name}.v1")
+
     @property
     def intent_topic(self) -> str:
         return self.topic("coordination.event_publish_intent.v1")

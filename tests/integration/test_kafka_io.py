@@ -127,7 +127,8 @@ def test_produce_batch_raises_when_delivery_fails() -> None:
     # A broker of its own, stopped before producing: every message times out undelivered.
     with EmbeddedBroker() as doomed:
         settings = KafkaSettings(bootstrap_servers=doomed.bootstrap_servers)
-    producer = kafka.make_producer(settings, idempotent=False, **{"message.timeout.ms": 500})
+    quiet = {"message.timeout.ms": 500, "log_level": 0}  # no "connection refused" spam
+    producer = kafka.make_producer(settings, idempotent=False, **quiet)
 
     with pytest.raises(kafka.KafkaDeliveryError, match="2 of 2"):
         kafka.produce_batch(producer, "nowhere", [(None, b"a"), (None, b"b")], timeout=10)

@@ -1,0 +1,133 @@
+"""IntentExecutorActor: turn intents on the coordination topic into published domain events.
+
+Each intent's payload is produced to its target topic with an idempotent producer. A failed write
+is retried with exponential backoff (the intent's retry policy); an intent that still fails, or
+that cannot be read, goes to the dead-letter topic with the reason. The intent's offset is
+committed only after its target write (or its dead letter) is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import ray
+from pydantic import ValidationError
+
+from actors import kafka
+from models.intents import ModelEventPublishIntent
+from models.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote
+class IntentExecutorActor:
+    def __init__(self, kafka_settings: KafkaSettings, producer_overrides: dict | None = None):
+        self.kafka = kafka_settings
+        self.producer_overrides = producer_overrides or {}
+        self.counters: Counter[str] = Counter()
+        self.last_poll: float | None = None
+        self.last_message: float = time.time()
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        self.consumer = kafka.make_consumer(
+            self.kafka, group_id=f"{self.kafka.group_id}.intent-executor"
+        )
+        self.producer = kafka.make_producer(self.kafka, **self.producer_overrides)
+        self.dead_letters = kafka.make_producer(self.kafka)
+        self.consumer.subscribe([self.kafka.intent_topic])
+        self._thread = threading.Thread(target=self._run, name="intent-executor", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(100, timeout=0.25)
+                self.last_poll = time.time()
+                good = [m for m in messages if m.error() is None]
+                if good:
+                    self.last_message = time.time()
+                    self._execute(good)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("intent executor stopped")
+        finally:
+            self.consumer.close()
+
+    def _execute(self, messages: list[Any]) -> None:
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            offsets[(message.topic(), message.partition())] = message.offset() + 1
+            try:
+                intent = ModelEventPublishIntent.model_validate_json(message.value() or b"")
+            except ValidationError as exc:
+                self._dead_letter(message.value(), message.key(), f"invalid intent: {exc}")
+                continue
+            self._publish(intent)
+        kafka.commit_offsets(self.consumer, offsets)
+
+    def _publish(self, intent: ModelEventPublishIntent) -> None:
+        policy = intent.retry_policy
+        value = json.dumps(intent.target_event_payload, separators=(",", ":")).encode()
+        headers = [
+            ("intent_id", str(intent.intent_id).encode()),
+            ("correlation_id", str(intent.correlation_id).encode()),
+            ("event_type", intent.target_event_type.encode()),
+        ]
+        reason = ""
+        for attempt in range(1, policy.max_attempts + 1):
+            try:
+                kafka.produce_batch(
+                    self.producer,
+                    intent.target_topic,
+                    [(intent.target_key.encode(), value)],
+                    headers=headers,
+                )
+                self.counters["published"] += 1
+                return
+            except Exception as exc:  # delivery error or a rejected produce call
+                reason = f"{type(exc).__name__}: {exc}"
+                self.counters["publish_failures"] += 1
+                if attempt < policy.max_attempts:
+                    time.sleep(policy.backoff_seconds(attempt))
+        self._dead_letter(
+            intent.model_dump_json().encode(),
+            intent.target_key.encode(),
+            f"target write failed after {policy.max_attempts} attempts: {reason}",
+        )
+
+    def _dead_letter(self, value: bytes | None, key: bytes | None, reason: str) -> None:
+        log.warning("intent dead-lettered: %s", reason)
+        kafka.produce_batch(
+            self.dead_letters,
+            self.kafka.dead_letter_topic,
+            [(key, value or b"")],
+            headers=[("reason", reason[:1000].encode()), ("source", b"intent-executor")],
+        )
+        self.counters["dead_lettered"] += 1
+
+    def stop(self, quiet_seconds: float = 1.0, timeout: float = 30.0) -> dict[str, Any]:
+        """Finish what is on the intent topic (quiet for ``quiet_seconds``), then stop."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and time.time() - self.last_message < quiet_seconds:
+            time.sleep(0.1)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        return self.stats()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self.counters,
+            "seconds_since_poll": None if self.last_poll is None else time.time() - self.last_poll,
+            "error": self.error,
+        }

@@ -1,0 +1,91 @@
+"""Panes: one AggregationState per open hour, rolled up into day, week and month by merging.
+
+Pure bookkeeping for a window actor. Events land only in their hourly pane. When the pipeline
+finalises up to a horizon, closed hours are merged into the longer windows' roll-ups and dropped,
+and roll-ups of closed windows are dropped, so memory holds only open windows. An event whose hour
+is already behind the watermark is late: it is counted, never added to a window that may have
+been published as final.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from models.events import CodegenEvent
+from models.metrics import EnumMetricsWindow
+from models.settings import ReducerSettings
+from reducer.state import AggregationState
+from reducer.windows import hour_start, window_bounds
+
+WindowKey = tuple[EnumMetricsWindow, datetime]
+HOUR = EnumMetricsWindow.HOURLY
+
+
+class PaneStore:
+    def __init__(self, settings: ReducerSettings, windows: Iterable[EnumMetricsWindow]) -> None:
+        self.settings = settings
+        self.windows = tuple(EnumMetricsWindow(w) for w in windows)
+        self.panes: dict[datetime, AggregationState] = {}
+        self.rollups: dict[WindowKey, AggregationState] = {}
+        self.dirty: set[WindowKey] = set()
+        self.late_events = 0
+
+    def keys_of_hour(self, hour: datetime) -> list[WindowKey]:
+        return [(w, window_bounds(hour, w)[0]) for w in self.windows]
+
+    def apply(self, events: Iterable[CodegenEvent], watermark: datetime | None) -> list:
+        """Add events to their hourly panes; returns the late ones (hour ended before watermark)."""
+        by_hour: dict[datetime, list[CodegenEvent]] = defaultdict(list)
+        for event in events:
+            by_hour[hour_start(event.timestamp)].append(event)
+        late: list[CodegenEvent] = []
+        for hour, group in by_hour.items():
+            if watermark is not None and window_bounds(hour, HOUR)[1] <= watermark:
+                late.extend(group)
+                continue
+            pane = self.panes.get(hour)
+            if pane is None:
+                pane = self.panes[hour] = AggregationState(self.settings)
+            pane.add_batch(group)
+            self.dirty.update(self.keys_of_hour(hour))
+        self.late_events += len(late)
+        return late
+
+    def partial(self, key: WindowKey) -> AggregationState:
+        """This store's share of one window: its roll-up of closed hours plus open panes."""
+        window, start = key
+        if window is HOUR:
+            pane = self.panes.get(start)
+            return pane if pane is not None else AggregationState(self.settings)
+        end = window_bounds(start, window)[1]
+        merged = AggregationState(self.settings)
+        rollup = self.rollups.get(key)
+        if rollup is not None:
+            merged.merge_in(rollup)
+        for hour, pane in self.panes.items():
+            if start <= hour < end:
+                merged.merge_in(pane)
+        return merged
+
+    def take_dirty(self) -> dict[WindowKey, bytes]:
+        """Encoded partials of every window changed since the last call."""
+        changed = {key: self.partial(key).to_bytes() for key in sorted(self.dirty)}
+        self.dirty.clear()
+        return changed
+
+    def release(self, horizon: datetime) -> None:
+        """Windows ending at or before ``horizon`` are final: fold closed hours, drop the rest."""
+        for hour in sorted(h for h in self.panes if window_bounds(h, HOUR)[1] <= horizon):
+            pane = self.panes.pop(hour)
+            for key in self.keys_of_hour(hour):
+                window, start = key
+                if window is HOUR or window_bounds(start, window)[1] <= horizon:
+                    continue
+                rollup = self.rollups.get(key)
+                if rollup is None:
+                    self.rollups[key] = rollup = AggregationState(self.settings)
+                rollup.merge_in(pane)
+        for key in [k for k in self.rollups if window_bounds(k[1], k[0])[1] <= horizon]:
+            del self.rollups[key]

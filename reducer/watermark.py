@@ -1,0 +1,62 @@
+"""Event-time progress: per-partition watermarks combined into the pipeline's watermark.
+
+Pure: the caller passes ``now`` (wall-clock seconds), so tests move time without sleeping.
+
+Each source partition's progress is the largest event time seen on it. The pipeline watermark is
+the minimum over active partitions minus the allowed lateness, so a partition (or topic) read ahead
+of the others never makes their events late. A partition that has produced nothing for
+``idle_timeout_s`` stops holding the watermark back; when every partition is idle the watermark
+follows the wall clock (minus lateness), so quiet windows still close. It never goes backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+PartitionKey = tuple[str, int]
+
+
+@dataclass
+class _Progress:
+    max_event_time: datetime | None
+    last_active: float
+
+
+@dataclass
+class WatermarkTracker:
+    allowed_lateness_s: float = 60.0
+    idle_timeout_s: float = 30.0
+    partitions: dict[PartitionKey, _Progress] = field(default_factory=dict)
+    _current: datetime | None = None
+
+    def assign(self, partitions: list[PartitionKey], now: float) -> None:
+        """Partitions now being read; a new one holds the watermark back until data or idle."""
+        for key in partitions:
+            self.partitions.setdefault(key, _Progress(None, now))
+
+    def observe(self, key: PartitionKey, max_event_time: datetime | None, now: float) -> None:
+        """A batch from ``key`` whose latest event time is ``max_event_time`` (None: no events)."""
+        progress = self.partitions.setdefault(key, _Progress(None, now))
+        progress.last_active = now
+        if max_event_time is not None and (
+            progress.max_event_time is None or max_event_time > progress.max_event_time
+        ):
+            progress.max_event_time = max_event_time
+
+    def watermark(self, now: float) -> datetime | None:
+        """Event time before which no more on-time events are expected; None before any data."""
+        lateness = timedelta(seconds=self.allowed_lateness_s)
+        active = [p for p in self.partitions.values() if now - p.last_active < self.idle_timeout_s]
+        if active:
+            if any(p.max_event_time is None for p in active):
+                candidate = None
+            else:
+                candidate = min(p.max_event_time for p in active) - lateness
+        elif self.partitions:
+            candidate = datetime.fromtimestamp(now, UTC) - lateness
+        else:
+            candidate = None
+        if candidate is not None and (self._current is None or candidate > self._current):
+            self._current = candidate
+        return self._current

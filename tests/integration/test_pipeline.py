@@ -1,0 +1,123 @@
+"""The streaming pipeline end to end: real Tansu, real local Ray."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+import ray
+
+from actors import kafka
+from actors.fleet import produce_events
+from actors.pipeline import Pipeline
+from actors.routing import owner
+from cli.simulator import simulate_fleet
+from models import EnumMetricsWindow, ModelEventMetricsRecorded, Settings, decode_one
+from models.metrics import MetricsBody
+from models.settings import KafkaSettings, PipelineSettings
+from reducer import MetricsAggregator, window_id
+
+# Crosses an hour, a day and a month boundary, all long closed (their finals must appear).
+START = datetime(2026, 9, 30, 22, 30, tzinfo=UTC)
+COMPARED = set(MetricsBody.model_fields) - {"events_invalid"}
+
+
+def fleet(workflows: int, seed: int) -> list[dict]:
+    # 0.05 workflows/s spreads 300 workflows over ~100 minutes: several hours, two days.
+    return list(simulate_fleet(workflows, seed, start=START, workflows_per_second=0.05))
+
+
+def expected_windows(events: list[dict], window: EnumMetricsWindow) -> dict[str, dict]:
+    parsed = [decode_one(json.dumps(e)) for e in events]
+    return {
+        window_id(window, m.window_start): m.model_dump(mode="json", include=COMPARED)
+        for m in MetricsAggregator.aggregate_windows(parsed, window)
+    }
+
+
+def settings_for(kafka_settings: KafkaSettings, **pipeline: object) -> Settings:
+    defaults = {
+        "tick_seconds": 0.5,
+        "allowed_lateness_seconds": 0,
+        "idle_partition_timeout_seconds": 2,
+        "window_actors": 2,
+    }
+    return Settings(kafka=kafka_settings, pipeline=PipelineSettings(**{**defaults, **pipeline}))
+
+
+def read_finals(settings: KafkaSettings, expected: int, timeout: float) -> dict[str, dict]:
+    """Latest final payload per window id from the target topic."""
+    deadline = time.monotonic() + timeout
+    finals: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        for message in kafka.consume_all(settings, settings.target_topic, None, timeout=1.0):
+            payload = json.loads(message.value())
+            assert message.key().decode() == payload["window_id"]
+            if payload["is_final"]:
+                finals[payload["window_id"]] = payload
+        if len(finals) >= expected:
+            break
+    return finals
+
+
+def body(payload: dict) -> dict:
+    return ModelEventMetricsRecorded.model_validate(payload).model_dump(
+        mode="json", include=COMPARED
+    )
+
+
+@pytest.mark.parametrize("window_actors", [1, 3])
+def test_final_metrics_of_every_window_equal_the_aggregator_on_the_same_events(
+    ray_session: None, kafka_settings: KafkaSettings, window_actors: int
+) -> None:
+    events = fleet(300, seed=window_actors)
+    settings = settings_for(kafka_settings, window_actors=window_actors)
+    pipeline = Pipeline(settings).start()
+    try:
+        produce_events(kafka_settings, events)
+        expected = {}
+        for window in settings.pipeline.windows:
+            expected.update(expected_windows(events, window))
+        finals = read_finals(kafka_settings, len(expected), timeout=60)
+    finally:
+        pipeline.stop()
+    assert set(finals) == set(expected)
+    for key, payload in finals.items():
+        assert body(payload) == expected[key], key
+    assert len({p["correlation_id"] for p in finals.values()}) == len(finals)
+
+
+def test_every_event_of_a_workflow_reaches_the_same_window_actor() -> None:
+    events = fleet(200, seed=7)
+    by_workflow: dict[str, set[int]] = {}
+    for event in events:
+        parsed = decode_one(json.dumps(event))
+        by_workflow.setdefault(event["workflow_id"], set()).add(owner(parsed.workflow_id, 4))
+    assert all(len(owners) == 1 for owners in by_workflow.values())
+    assert len({next(iter(o)) for o in by_workflow.values()}) == 4  # and all actors get work
+
+
+def test_window_actors_receive_events_partitioned_by_workflow(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    events = fleet(120, seed=11)
+    settings = settings_for(kafka_settings, window_actors=3)
+    pipeline = Pipeline(settings).start()
+    try:
+        produce_events(kafka_settings, events)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            applied = [w["events_applied"] for w in pipeline.stats()["windows"]]
+            if sum(applied) == len(events):
+                break
+            time.sleep(0.3)
+        windows = pipeline.windows
+        per_actor = ray.get([w.stats.remote() for w in windows])
+    finally:
+        pipeline.stop()
+    expected = [0, 0, 0]
+    for event in events:
+        expected[owner(decode_one(json.dumps(event)).workflow_id, 3)] += 1
+    assert [s["events_applied"] for s in per_actor] == expected
