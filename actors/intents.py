@@ -71,6 +71,7 @@ class IntentExecutorActor:
                 intent = ModelEventPublishIntent.model_validate_json(message.value() or b"")
             except ValidationError as exc:
                 self._dead_letter(message.value(), message.key(), f"invalid intent: {exc}")
+                self.counters["invalid_intents"] += 1
                 continue
             self._publish(intent)
         kafka.commit_offsets(self.consumer, offsets)
@@ -115,15 +116,19 @@ class IntentExecutorActor:
         )
         self.counters["dead_lettered"] += 1
 
-    def stop(self, quiet_seconds: float = 1.0, timeout: float = 30.0) -> dict[str, Any]:
-        """Finish what is on the intent topic (quiet for ``quiet_seconds``), then stop."""
+    def stop(self, expected_intents: int = 0, timeout: float = 30.0) -> dict[str, Any]:
+        """Execute at least ``expected_intents`` in total (all the coordinator sent), then stop."""
         deadline = time.time() + timeout
-        while time.time() < deadline and time.time() - self.last_message < quiet_seconds:
-            time.sleep(0.1)
+        while time.time() < deadline and self.executed < expected_intents and self.error is None:
+            time.sleep(0.05)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
         return self.stats()
+
+    @property
+    def executed(self) -> int:
+        return self.counters["published"] + self.counters["dead_lettered"]
 
     def stats(self) -> dict[str, Any]:
         return {

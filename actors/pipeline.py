@@ -83,7 +83,8 @@ class Pipeline:
         if self.coordinator is not None:
             final["coordinator"] = ray.get(self.coordinator.stop.remote())
         if self.executor is not None:
-            final["intent_executor"] = ray.get(self.executor.stop.remote())
+            sent = final.get("coordinator", {}).get("intents_published", 0)
+            final["intent_executor"] = ray.get(self.executor.stop.remote(sent))
         for actor in (*self.ingests, self.coordinator, self.executor, *self.windows):
             if actor is not None:
                 ray.kill(actor)

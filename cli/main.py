@@ -46,11 +46,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aggregate.add_argument("--format", choices=["table", "json"], default="table")
 
-    simulate = commands.add_parser("simulate", help="generate a synthetic fleet's events")
-    simulate.add_argument("--out", required=True, help="output JSON Lines file (.gz compresses)")
+    simulate = commands.add_parser(
+        "simulate", help="generate a synthetic fleet's events into a file or into Kafka"
+    )
+    target = simulate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", help="output JSON Lines file (.gz compresses)")
+    target.add_argument(
+        "--bootstrap-servers", help="produce into the input topics of this Kafka cluster"
+    )
+    simulate.add_argument("--topic-prefix", default=None, help="input topic prefix (default dev)")
     simulate.add_argument("--workflows", type=int, default=1000)
     simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--rate", type=float, default=None, help="events per second (Kafka)")
+    simulate.add_argument(
+        "--duration", type=float, default=None, help="stop after S seconds (Kafka, with --rate)"
+    )
+
+    from cli.run import add_run_arguments
+
+    run = commands.add_parser("run", help="run the streaming pipeline until Ctrl-C / SIGTERM")
+    add_run_arguments(run)
     return parser
+
+
+def _simulate_to_kafka(args: argparse.Namespace) -> int:
+    import threading
+    from datetime import UTC, datetime
+
+    from actors.fleet import produce_events
+    from cli.simulator import simulate_fleet
+    from models import Settings
+
+    kafka_settings = Settings().kafka.model_copy(
+        update={"bootstrap_servers": args.bootstrap_servers}
+        | ({"topic_prefix": args.topic_prefix} if args.topic_prefix is not None else {})
+    )
+    workflows = args.workflows if args.duration is None else 10**9
+    stop = threading.Event()
+    if args.duration is not None:
+        threading.Timer(args.duration, stop.set).start()
+    start = datetime.now(UTC) if args.rate else None
+    per_second = args.rate / 10 if args.rate else 2.0
+    sent = produce_events(
+        kafka_settings,
+        simulate_fleet(workflows, args.seed, start=start, workflows_per_second=per_second),
+        rate=args.rate,
+        stop=stop,
+    )
+    stop.set()
+    print(f"produced {sent:,} events to {kafka_settings.topic('codegen.*.v1')}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_aggregate(args.path, args.window, args.per_window, args.format)
     if args.command == "simulate":
-        return _simulate_to_file(args)
+        return _simulate_to_kafka(args) if args.bootstrap_servers else _simulate_to_file(args)
+    if args.command == "run":
+        from cli.run import run_pipeline
+
+        return run_pipeline(args)
     return 2
 
 

@@ -1,0 +1,144 @@
+"""Pipeline lifecycle: intents, shared consumer group, clean shutdown, restart."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import confluent_kafka
+import ray
+
+from actors import kafka
+from actors.fleet import produce_events
+from actors.pipeline import Pipeline
+from models.settings import KafkaSettings
+from tests.integration.test_pipeline import (
+    body,
+    expected_windows,
+    fleet,
+    read_finals,
+    settings_for,
+)
+
+NEVER_CLOSES = 3600 * 24 * 3650  # lateness so large no window is final during the test
+
+
+def _wait(predicate, timeout: float = 60.0, step: float = 0.3) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def _applied(pipeline: Pipeline) -> int:
+    return sum(w["events_applied"] for w in pipeline.stats()["windows"])
+
+
+def _latest(settings: KafkaSettings, topic: str) -> dict[str, dict]:
+    latest: dict[str, dict] = {}
+    for message in kafka.consume_all(settings, topic, None, timeout=2.0):
+        payload = json.loads(message.value())
+        key = message.key().decode()
+        if key not in latest or payload["revision"] > latest[key]["revision"]:
+            latest[key] = payload
+    return latest
+
+
+def _committed(settings: KafkaSettings) -> int:
+    """Sum of the group's committed offsets over the input topics."""
+    consumer = kafka.make_consumer(settings)
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        partitions = [
+            confluent_kafka.TopicPartition(topic, p)
+            for topic in settings.input_topics
+            for p in metadata.topics[topic].partitions
+        ]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+    finally:
+        consumer.close()
+
+
+def test_each_intent_reaches_the_intent_topic_and_is_republished_to_the_target(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    events = fleet(60, seed=5)
+    pipeline = Pipeline(settings_for(kafka_settings)).start()
+    try:
+        produce_events(kafka_settings, events)
+        assert _wait(lambda: _applied(pipeline) == len(events))
+        final = pipeline.stop()
+    finally:
+        pipeline.stop()
+    sent = final["coordinator"]["intents_published"]
+    intents = kafka.consume_all(kafka_settings, kafka_settings.intent_topic, sent, timeout=20)
+    targets = kafka.consume_all(kafka_settings, kafka_settings.target_topic, sent, timeout=20)
+    assert sent > 0 and len(intents) == sent and len(targets) == sent
+    assert final["intent_executor"]["published"] == sent
+    payloads = [json.loads(m.value()) for m in intents]
+    assert {p["target_key"] for p in payloads} == {m.key().decode() for m in targets}
+    assert all(p["target_topic"] == kafka_settings.target_topic for p in payloads)
+
+
+def test_two_ingest_actors_share_the_partitions_and_stopping_one_mid_stream_loses_nothing(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    events = fleet(240, seed=9)
+    half = len(events) // 2
+    # Idle timeout above the hand-over gap (leave + rebalance, ~5 s): otherwise the quiet
+    # partitions would let the watermark jump to wall-clock time and close these old windows.
+    settings = settings_for(kafka_settings, ingest_actors=2, idle_partition_timeout_seconds=12)
+    pipeline = Pipeline(settings).start()
+    try:
+        assert _wait(lambda: all(i["assigned"] for i in pipeline.stats()["ingest"]), 40)
+        owned = [set(i["assigned"]) for i in pipeline.stats()["ingest"]]
+        assert not owned[0] & owned[1]
+        produce_events(kafka_settings, events[:half])
+        assert _wait(lambda: _applied(pipeline) == half)
+        pipeline.stop_ingest(1)
+        produce_events(kafka_settings, events[half:])
+        expected = {}
+        for window in settings.pipeline.windows:
+            expected.update(expected_windows(events, window))
+        finals = read_finals(kafka_settings, len(expected), timeout=90)
+    finally:
+        pipeline.stop()
+    assert set(finals) == set(expected)
+    for key, payload in finals.items():
+        assert body(payload) == expected[key], key
+
+
+def test_clean_shutdown_publishes_latest_results_commits_and_a_restart_rereads_nothing(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    events = fleet(80, seed=13)
+    settings = settings_for(kafka_settings, allowed_lateness_seconds=NEVER_CLOSES, tick_seconds=30)
+    pipeline = Pipeline(settings).start()
+    try:
+        produce_events(kafka_settings, events)
+        assert _wait(lambda: _applied(pipeline) == len(events))
+        final = pipeline.stop()  # the 30 s tick never fired: only the shutdown publish did
+    finally:
+        pipeline.stop()
+    assert final["coordinator"]["ticks"] == 1
+    latest = _latest(kafka_settings, kafka_settings.target_topic)
+    expected = {}
+    for window in settings.pipeline.windows:
+        expected.update(expected_windows(events, window))
+    assert set(latest) == set(expected)
+    for key, payload in latest.items():
+        assert not payload["is_final"]
+        assert body(payload) == expected[key], key
+    assert _committed(kafka_settings) == len(events)
+
+    again = Pipeline(settings).start()
+    try:
+        assert _wait(lambda: all(i["assigned"] for i in again.stats()["ingest"]), 40)
+        time.sleep(3)
+        stats = again.stats()
+    finally:
+        again.stop()
+    assert sum(i.get("messages_in", 0) for i in stats["ingest"]) == 0
+    assert ray.is_initialized()
