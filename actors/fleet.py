@@ -29,6 +29,7 @@ def produce_events(
     began = time.monotonic()
     sent = 0
     pending: dict[str, list[tuple[bytes, bytes]]] = {}
+    chunk = CHUNK if not rate else max(1, min(CHUNK, int(rate / 10)))  # ~10 flushes/s when paced
 
     def flush() -> None:
         for topic, messages in pending.items():
@@ -42,7 +43,7 @@ def produce_events(
         value = json.dumps(event, separators=(",", ":")).encode()
         pending.setdefault(topic, []).append((str(event.get("workflow_id", "")).encode(), value))
         sent += 1
-        if sent % CHUNK == 0 or rate is not None and rate < CHUNK:
+        if sent % chunk == 0:
             flush()
             if rate:
                 ahead = sent / rate - (time.monotonic() - began)

@@ -41,7 +41,12 @@ def scaled_sum(values: list[float]) -> int:
 
 
 def to_float(scaled_value: int) -> float:
-    return scaled_value / _ONE
+    """The sum as a float, correctly rounded; beyond the largest double it saturates to +-inf
+    (as a float running sum would) rather than raising OverflowError."""
+    try:
+        return scaled_value / _ONE
+    except OverflowError:
+        return math.inf if scaled_value > 0 else -math.inf
 
 
 def ratio(scaled_value: int, count: int) -> float:

@@ -47,6 +47,14 @@ EVENT_TYPE_NAMES = (
     "CODEGEN_FAILED",
 )
 DEFAULT_SETTINGS = ReducerSettings()
+_EVENT_KINDS = frozenset(
+    (
+        ModelEventCodegenStarted,
+        ModelEventCodegenStageCompleted,
+        ModelEventCodegenCompleted,
+        ModelEventCodegenFailed,
+    )
+)
 
 
 def cost_bucket_labels(edges: tuple[float, ...]) -> list[str]:
@@ -126,9 +134,11 @@ class AggregationState:
         cost_edges = self.settings.cost_bucket_edges
 
         for event in events:
+            kind = type(event)
+            if kind not in _EVENT_KINDS:
+                raise TypeError(f"not a codegen event: {kind.__name__}")
             workflow_ids.append(event.workflow_id.int)
             summary = workflows.slot(str(event.workflow_id))
-            kind = type(event)
             if kind is ModelEventCodegenStageCompleted:
                 by_type[1] += 1
                 stage_durations[event.stage_name].append(event.duration_seconds)
@@ -166,11 +176,9 @@ class AggregationState:
                 self.failures_by_error_code.slot(event.error_code).n += 1
                 summary.status |= FAILED
                 summary.duration.add(event.partial_duration_seconds)
-            elif kind is ModelEventCodegenStarted:
+            else:  # ModelEventCodegenStarted
                 by_type[0] += 1
                 summary.status |= STARTED
-            else:
-                raise TypeError(f"not a codegen event: {kind.__name__}")
 
         self.durations.extend(durations)
         self.duration_quantiles.extend(durations)
