@@ -7,11 +7,12 @@ their intents are acknowledged by the broker.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime
 from typing import Any
 
@@ -81,11 +82,15 @@ class CoordinatorActor:
         self.watermark: datetime | None = None
         self.last_tick: float | None = None
         self.error: str | None = None
+        self.history: dict[str, deque[dict[str, Any]]] = {
+            w.value: deque(maxlen=pipeline.history_size) for w in pipeline.windows
+        }
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
+        self._rebuild_history()
         self._thread = threading.Thread(target=self._run, name="coordinator", daemon=True)
         self._thread.start()
         return True
@@ -103,25 +108,23 @@ class CoordinatorActor:
         """Gather, merge, publish; returns how many intents were published."""
         with self._lock:
             results = ray.get([window.collect.remote() for window in self.windows])
-            changed: set = set()
             watermarks = []
             for index, (partials, watermark) in enumerate(results):
                 self.book.absorb(index, partials)
-                changed.update(partials)
                 watermarks.append(watermark)
             horizon = None if any(w is None for w in watermarks) else min(watermarks)
-            updates = self.book.plan(changed, horizon)
-            if updates:
-                messages = [
-                    (
-                        u.window_id.encode(),
-                        build_intent(u, self.kafka, self.pipeline, horizon)
-                        .model_dump_json()
-                        .encode(),
-                    )
-                    for u in updates
-                ]
-                kafka.produce_batch(self.producer, self.kafka.intent_topic, messages)
+            updates = self.book.plan(horizon)
+            intents = [build_intent(u, self.kafka, self.pipeline, horizon) for u in updates]
+            if intents:
+                kafka.produce_batch(
+                    self.producer,
+                    self.kafka.intent_topic,
+                    [(i.target_key.encode(), i.model_dump_json().encode()) for i in intents],
+                )
+            self.book.commit(updates)
+            for update, intent in zip(updates, intents, strict=True):
+                if update.is_final:
+                    self._remember(intent.target_event_payload)
             if horizon is not None:
                 ray.get([window.release.remote(horizon) for window in self.windows])
             self.watermark = horizon
@@ -130,6 +133,27 @@ class CoordinatorActor:
             self.counters["finals_published"] += sum(u.is_final for u in updates)
             self.last_tick = time.time()
             return len(updates)
+
+    def _remember(self, payload: dict[str, Any]) -> None:
+        history = self.history.get(payload.get("aggregation_type", ""))
+        if history is not None and all(p["window_id"] != payload["window_id"] for p in history):
+            history.append(payload)
+
+    def _rebuild_history(self) -> None:
+        """Closed windows published before a restart, read back from the metrics topic."""
+        try:
+            messages = kafka.consume_all(self.kafka, self.kafka.target_topic, None, timeout=2.0)
+        except Exception:  # an empty or missing topic just means no history yet
+            log.exception("could not rebuild history from %s", self.kafka.target_topic)
+            return
+        finals = [json.loads(m.value()) for m in messages if m.value()]
+        finals = [p for p in finals if isinstance(p, dict) and p.get("is_final")]
+        for payload in sorted(finals, key=lambda p: p.get("window_start", "")):
+            self._remember(payload)
+
+    def recent(self, window: str, limit: int) -> list[dict[str, Any]]:
+        """Most recent closed windows of a type, newest first."""
+        return list(self.history.get(window, ()))[::-1][:limit]
 
     def stop(self) -> dict[str, Any]:
         """Stop ticking and publish once more, so the latest state of every window goes out."""

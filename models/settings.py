@@ -9,10 +9,15 @@ prefix ``CODEGEN_METRICS_`` and ``__`` between section and field, e.g.
 from __future__ import annotations
 
 import itertools
-from typing import Annotated
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from models.metrics import EnumMetricsWindow
 
@@ -136,16 +141,146 @@ class PipelineSettings(BaseModel):
         EnumMetricsWindow.WEEKLY,
         EnumMetricsWindow.MONTHLY,
     )
+    history_size: Annotated[int, Field(ge=1, le=10_000)] = 200
+    """Closed windows kept per window type for /history (rebuilt from the metrics topic)."""
     publish_max_attempts: Annotated[int, Field(ge=1)] = 3
     publish_backoff_seconds: Annotated[float, Field(ge=0)] = 0.5
     publish_backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
 
 
 class ServeSettings(BaseModel):
+    """The HTTP API (Ray Serve). Bound to loopback unless told otherwise."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8063
+    token: SecretStr | None = None
+    """Optional bearer token required on every route except /health."""
+    stall_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """An ingest actor that has not polled Kafka for this long makes /health degraded."""
+
+
+class ConsulSettings(BaseModel):
+    """Consul service registration of the Serve endpoint; off unless an agent address is set.
+
+    Besides ``CODEGEN_METRICS_CONSUL__<FIELD>``, the standard Consul variables are read (see
+    ``from_env``), so a shell already set up for the ``consul`` CLI needs nothing more. The
+    prefixed variables win field by field.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = ""
+    """Agent host or IP; empty turns registration off. Env: CONSUL_HTTP_ADDR or CONSUL_HOST."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8500
+    """Agent HTTP port. Env: CONSUL_HTTP_ADDR or CONSUL_PORT."""
+    scheme: Literal["http", "https"] = "http"
+    """Agent HTTP scheme. Env: the scheme of CONSUL_HTTP_ADDR, or CONSUL_HTTP_SSL=true."""
+    token: SecretStr | None = None
+    """ACL token (needs service:write on the service). Env: CONSUL_TOKEN or CONSUL_HTTP_TOKEN."""
+    ca_file: str | None = None
+    """CA bundle to verify an https agent; default: the system store. Env: CONSUL_CACERT."""
+    service_address: str = ""
+    """Address advertised to Consul and probed by the check; empty: the Serve host (this
+    machine's IP when Serve binds 0.0.0.0). Set it when the agent is on another machine."""
+    deregister_critical_after: str = "5m"
+    """Consul drops the service after its check has been critical this long (Go duration)."""
+    check_interval: str = "30s"
+    """How often the agent probes /health (Go duration)."""
+    check_timeout: str = "5s"
+    """How long one /health probe may take (Go duration)."""
+    retry_initial_seconds: Annotated[float, Field(gt=0)] = 1.0
+    """First wait after a failed registration; doubled after each failure..."""
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """...up to this cap, so an absent agent costs one request a minute."""
+    resync_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """How often the agent is asked whether it still has the service (it forgets on restart)."""
+    request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    """Bound of every agent request, so shutdown never hangs on deregistration."""
+
+    @property
+    def enabled(self) -> bool:
+        """Registration runs only when an agent address is configured."""
+        return bool(self.host)
+
+    @property
+    def address(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @field_validator("deregister_critical_after", "check_interval", "check_timeout")
+    @classmethod
+    def _go_duration(cls, value: str) -> str:
+        if not _GO_DURATION.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Go duration such as '30s', '5m' or '1h30m'")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_cap(self) -> ConsulSettings:
+        if self.retry_max_seconds < self.retry_initial_seconds:
+            raise ValueError("retry_max_seconds must be >= retry_initial_seconds")
+        return self
+
+    @classmethod
+    def env_values(cls, environ: Mapping[str, str]) -> dict[str, Any]:
+        """Fields found in the standard Consul variables (empty values count as unset).
+
+        CONSUL_HTTP_ADDR (``[http[s]://]host[:port]``, as the consul CLI reads it) wins over
+        CONSUL_HOST / CONSUL_PORT; CONSUL_HTTP_SSL=true selects https when no scheme is given.
+        """
+        env = {k: v.strip() for k, v in environ.items() if k.startswith("CONSUL_") and v.strip()}
+        values: dict[str, Any] = {}
+        if env.get("CONSUL_HTTP_SSL", "").lower() in ("1", "true"):
+            values["scheme"] = "https"
+        if "CONSUL_HTTP_ADDR" in env:
+            values.update(_parse_http_addr(env["CONSUL_HTTP_ADDR"], values.get("scheme")))
+        else:
+            if "CONSUL_HOST" in env:
+                values["host"] = env["CONSUL_HOST"]
+            if "CONSUL_PORT" in env:
+                values["port"] = env["CONSUL_PORT"]
+        token = env.get("CONSUL_TOKEN") or env.get("CONSUL_HTTP_TOKEN")
+        if token:
+            values["token"] = token
+        if "CONSUL_CACERT" in env:
+            values["ca_file"] = env["CONSUL_CACERT"]
+        return values
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ConsulSettings:
+        """This section from the standard Consul variables alone."""
+        return cls(**cls.env_values(environ))
+
+
+_GO_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+
+
+def _parse_http_addr(addr: str, scheme: str | None) -> dict[str, Any]:
+    parsed = urllib.parse.urlsplit(addr if "://" in addr else f"//{addr}")
+    if parsed.scheme not in ("", "http", "https") or not parsed.hostname:
+        raise ValueError(f"CONSUL_HTTP_ADDR={addr!r}: expected [http[s]://]host[:port]")
+    values: dict[str, Any] = {"host": parsed.hostname, "scheme": parsed.scheme or scheme or "http"}
+    try:
+        port = parsed.port
+    except ValueError as exc:
+        raise ValueError(f"CONSUL_HTTP_ADDR={addr!r}: {exc}") from None
+    if port is not None:
+        values["port"] = port
+    elif values["scheme"] == "https" and parsed.scheme:
+        values["port"] = 443
+    return values
+
+
+class _ConsulEnvSource(PydanticBaseSettingsSource):
+    """The standard CONSUL_* variables, below the prefixed ones and above the defaults."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = ConsulSettings.env_values(os.environ)
+        return {"consul": values} if values else {}
 
 
 class Settings(BaseSettings):
@@ -159,3 +294,17 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     pipeline: PipelineSettings = PipelineSettings()
     serve: ServeSettings = ServeSettings()
+    consul: ConsulSettings = ConsulSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, then CODEGEN_METRICS_* (env and .env), then standard CONSUL_*, then secrets."""
+        consul_env = _ConsulEnvSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, consul_env, file_secret_settings

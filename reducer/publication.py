@@ -29,14 +29,20 @@ class WindowUpdate:
 
 @dataclass
 class PublicationBook:
+    """Two steps per tick, so a failed publish loses nothing: ``plan`` decides without changing
+    the book; ``commit`` records what the broker acknowledged. Until then the windows stay pending
+    and the next tick plans them again."""
+
     settings: ReducerSettings
     partials: dict[WindowKey, dict[int, bytes]] = field(default_factory=dict)
     revisions: dict[WindowKey, int] = field(default_factory=dict)
+    pending: set[WindowKey] = field(default_factory=set)
     finalized: int = 0
 
     def absorb(self, actor: int, changed: dict[WindowKey, bytes]) -> None:
         for key, data in changed.items():
             self.partials.setdefault(key, {})[actor] = data
+        self.pending.update(changed)
 
     def merged(self, key: WindowKey) -> AggregationState:
         state = AggregationState(self.settings)
@@ -44,7 +50,7 @@ class PublicationBook:
             state.merge_in(AggregationState.from_bytes(data))
         return state
 
-    def plan(self, changed: set[WindowKey], watermark: datetime | None) -> list[WindowUpdate]:
+    def plan(self, watermark: datetime | None) -> list[WindowUpdate]:
         """Updates to publish now: changed windows, plus the final version of closed ones."""
         closing = {
             key
@@ -52,23 +58,28 @@ class PublicationBook:
             if watermark is not None and window_bounds(key[1], key[0])[1] <= watermark
         }
         updates: list[WindowUpdate] = []
-        for key in sorted(changed | closing):
-            if key not in self.partials:
-                continue
+        for key in sorted((self.pending & self.partials.keys()) | closing):
             state = self.merged(key)
-            is_final = key in closing
-            if is_final:
-                del self.partials[key]
-                self.finalized += 1
-            if state.is_empty:
+            if state.is_empty:  # a window with no events is never published
                 continue
-            revision = self.revisions.pop(key, 0) + 1
-            if not is_final:
-                self.revisions[key] = revision
             window, start = key
             metrics = state.to_metrics(window, *window_bounds(start, window))
-            updates.append(WindowUpdate(key, window_id(window, start), metrics, revision, is_final))
+            revision = self.revisions.get(key, 0) + 1
+            updates.append(
+                WindowUpdate(key, window_id(window, start), metrics, revision, key in closing)
+            )
         return updates
+
+    def commit(self, updates: list[WindowUpdate]) -> None:
+        """Record acknowledged updates: bump revisions, forget finalised windows."""
+        for update in updates:
+            self.pending.discard(update.key)
+            if update.is_final:
+                self.partials.pop(update.key, None)
+                self.revisions.pop(update.key, None)
+                self.finalized += 1
+            else:
+                self.revisions[update.key] = update.revision
 
     @property
     def open_windows(self) -> int:
