@@ -117,7 +117,8 @@ def run_aggregate(path: str, window: str, per_window: bool, output_format: str) 
     except (OSError, EOFError) as exc:
         print(f"codegen-metrics: error reading {path!r}: {exc}", file=sys.stderr)
         return 2
-    results = [r.model_copy(update={"events_invalid": report.bad}) for r in results]
+    if not per_window:  # bad lines have no trustworthy timestamp: no window to charge them to
+        results = [results[0].model_copy(update={"events_invalid": report.bad})]
     if report.bad:
         print(
             f"codegen-metrics: {report.bad} bad line(s) skipped and counted "

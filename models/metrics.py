@@ -87,8 +87,6 @@ class MetricsBody(BaseModel):
     events_processed: int = 0
     events_by_type: dict[str, int] = Field(default_factory=dict)
     events_invalid: int = 0
-    keys_folded: int = 0
-    """Breakdown entries folded into "__other__" because a breakdown hit its key cap."""
 
 
 class ModelMetricsState(MetricsBody):

@@ -187,11 +187,10 @@ class AggregationState:
         self.complexity.extend(complexities)
         self.cost.extend(costs)
         self.failed_partial.extend(partials)
-        for stage, values in stage_durations.items():
-            self.stages.slot(stage).add_durations(values)
+        for stats, values in _by_slot(self.stages, stage_durations):
+            stats.add_durations(values)
         for breakdown, grouped in ((self.models, model_events), (self.node_types, node_events)):
-            for key, completed in grouped.items():
-                stats = breakdown.slot(key)
+            for stats, completed in _by_slot(breakdown, grouped):
                 stats.add_durations([e.total_duration_seconds for e in completed])
                 stats.quality.extend([e.quality_score for e in completed])
                 stats.cost.extend([e.total_cost_usd for e in completed])
@@ -319,6 +318,26 @@ class AggregationState:
         if window_end is not None:
             fields["window_end"] = window_end
         return ModelMetricsState(**fields)
+
+
+def _by_slot(breakdown: Breakdown, grouped: dict[str, list]) -> list[tuple[Any, list]]:
+    """The batch's values per accumulator: keys folded into ``__other__`` share one update.
+
+    Every key is placed first, so all evictions this batch causes happen before any value is
+    added; a key's second lookup then finds its final accumulator (its own or ``__other__``).
+    A flood of unique keys costs one update of ``__other__`` per batch, not one per key.
+    """
+    for key in grouped:
+        breakdown.slot(key)
+    targets: dict[int, tuple[Any, list]] = {}
+    for key, values in grouped.items():
+        accumulator = breakdown.slot(key)
+        target = targets.get(id(accumulator))
+        if target is None:
+            targets[id(accumulator)] = (accumulator, list(values))
+        else:
+            target[1].extend(values)
+    return list(targets.values())
 
 
 def _stage_row(stats: DurationStats) -> dict[str, Any]:

@@ -36,12 +36,16 @@ class WatermarkTracker:
             self.partitions.setdefault(key, _Progress(None, now))
 
     def observe(self, key: PartitionKey, max_event_time: datetime | None, now: float) -> None:
-        """A batch from ``key`` whose latest event time is ``max_event_time`` (None: no events)."""
+        """A batch from ``key`` whose latest event time is ``max_event_time``.
+
+        None (the batch held no valid event) is not activity: a partition carrying only bad
+        messages must not hold the watermark back forever.
+        """
         progress = self.partitions.setdefault(key, _Progress(None, now))
+        if max_event_time is None:
+            return
         progress.last_active = now
-        if max_event_time is not None and (
-            progress.max_event_time is None or max_event_time > progress.max_event_time
-        ):
+        if progress.max_event_time is None or max_event_time > progress.max_event_time:
             progress.max_event_time = max_event_time
 
     def watermark(self, now: float) -> datetime | None:

@@ -1,0 +1,147 @@
+"""Routing: which window actor owns a workflow, by a stable hash of workflow_id."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from actors.routing import owner, route
+from tests.datasets import mixed_events, workflow
+
+ROOT = Path(__file__).resolve().parents[3]
+
+#: Owners for 2, 4, 7 and 16 actors, computed once from the formula; they must never change
+#: between runs, processes or releases (a changed mapping moves workflows between actors).
+FIXED = {
+    "00000000-0000-0000-0000-000000000000": [0, 0, 0, 0],
+    "123e4567-e89b-12d3-a456-426614174000": [0, 0, 1, 3],
+    "c0ffee00-1234-4abc-9def-0123456789ab": [0, 1, 2, 4],
+    "6ba7b810-9dad-11d1-80b4-00c04fd430c8": [1, 2, 5, 11],
+    "3f2504e0-4f89-41d3-9a0c-0305e82c3301": [0, 1, 1, 4],
+    "a8098c1a-f86e-11da-bd1a-00112444be1e": [1, 2, 4, 9],
+}
+ACTOR_COUNTS = (2, 4, 7, 16)
+
+
+def random_uuids(count: int, seed: int = 7) -> list[uuid.UUID]:
+    rng = random.Random(seed)
+    return [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(count)]
+
+
+def assert_balanced(ids: list[uuid.UUID], actors: int, tolerance: float = 0.10) -> None:
+    counts = Counter(owner(workflow_id, actors) for workflow_id in ids)
+    fair = len(ids) / actors
+    assert set(counts) == set(range(actors))
+    assert all(abs(n - fair) <= tolerance * fair for n in counts.values()), sorted(counts.items())
+
+
+def test_the_owner_of_a_workflow_matches_values_fixed_once_from_the_formula() -> None:
+    for text, expected in FIXED.items():
+        assert [owner(uuid.UUID(text), n) for n in ACTOR_COUNTS] == expected, text
+
+
+def test_the_owner_of_a_workflow_is_the_same_on_every_call() -> None:
+    ids = random_uuids(100)
+
+    assert [owner(i, 4) for i in ids] == [owner(i, 4) for i in ids]
+
+
+def test_the_owner_of_a_workflow_is_the_same_in_another_process_with_another_hash_seed() -> None:
+    ids = [str(i) for i in random_uuids(200)]
+    script = (
+        "import json, sys, uuid\n"
+        "from actors.routing import owner\n"
+        "ids = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([owner(uuid.UUID(i), 4) for i in ids]))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(ids),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+
+    assert json.loads(result.stdout) == [owner(uuid.UUID(i), 4) for i in ids]
+
+
+@pytest.mark.parametrize("actors", [1, 2, 3, 4, 7, 16])
+def test_an_owner_is_always_a_valid_actor_index(actors: int) -> None:
+    extremes = [uuid.UUID(int=0), uuid.UUID(int=(1 << 128) - 1), uuid.UUID(int=1 << 127)]
+
+    assert {owner(i, actors) for i in [*random_uuids(500), *extremes]} <= set(range(actors))
+
+
+def test_ten_thousand_random_workflows_spread_over_four_actors_within_ten_percent() -> None:
+    assert_balanced(random_uuids(10_000), 4)
+
+
+@pytest.mark.parametrize("actors", [2, 3, 7])
+def test_random_workflows_spread_evenly_over_other_actor_counts(actors: int) -> None:
+    assert_balanced(random_uuids(10_000, seed=actors), actors)
+
+
+def test_time_based_uuid1_workflows_spread_evenly_too() -> None:
+    """uuid1 varies in its high (time) bits, in steps of the clock's resolution."""
+    assert_balanced([uuid.uuid1() for _ in range(10_000)], 2)
+    assert_balanced([uuid.uuid1() for _ in range(10_000)], 4)
+
+
+@pytest.mark.parametrize("step", [1, 10, 16, 1024])
+def test_workflows_differing_only_in_the_high_bits_spread_evenly(step: int) -> None:
+    ids = [uuid.UUID(int=((i * step) << 96) | 0x1234_5678) for i in range(4000)]
+
+    assert_balanced(ids, 4)
+
+
+def test_all_events_of_a_workflow_go_to_the_same_actor() -> None:
+    events = [e for _ in range(50) for e in workflow(stages=4)] + mixed_events(400, seed=5)
+    random.Random(1).shuffle(events)
+
+    parts = route(events, 4)
+
+    owners: dict[uuid.UUID, set[int]] = {}
+    for index, part in enumerate(parts):
+        for event in part:
+            owners.setdefault(event.workflow_id, set()).add(index)
+            assert owner(event.workflow_id, 4) == index
+    assert all(len(found) == 1 for found in owners.values())
+
+
+def test_route_returns_one_list_per_actor_including_empty_ones() -> None:
+    assert route([], 4) == [[], [], [], []]
+
+    events = workflow(stages=2)
+    parts = route(events, 4)
+
+    assert len(parts) == 4
+    assert sorted(len(part) for part in parts) == [0, 0, 0, len(events)]
+
+
+def test_route_keeps_every_event_once_in_its_original_order() -> None:
+    events = mixed_events(300, seed=6)
+
+    parts = route(events, 3)
+
+    assert sorted(id(e) for part in parts for e in part) == sorted(id(e) for e in events)
+    position = {id(e): i for i, e in enumerate(events)}
+    for part in parts:
+        assert [position[id(e)] for e in part] == sorted(position[id(e)] for e in part)
+
+
+def test_route_to_a_single_actor_keeps_the_whole_batch() -> None:
+    events = mixed_events(50, seed=8)
+
+    assert route(events, 1) == [events]

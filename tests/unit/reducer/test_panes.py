@@ -1,0 +1,331 @@
+"""PaneStore: hourly panes rolled up into day, week and month by merging; late events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from models.events import CodegenEvent
+from models.metrics import EnumMetricsWindow, ModelMetricsState
+from models.settings import ReducerSettings
+from reducer.aggregator import MetricsAggregator
+from reducer.panes import PaneStore, WindowKey
+from reducer.state import AggregationState
+from reducer.windows import window_bounds
+from tests.datasets import completed, failed, mixed_events, started
+
+HOURLY, DAILY, WEEKLY, MONTHLY = (
+    EnumMetricsWindow.HOURLY,
+    EnumMetricsWindow.DAILY,
+    EnumMetricsWindow.WEEKLY,
+    EnumMetricsWindow.MONTHLY,
+)
+ALL_WINDOWS = (HOURLY, DAILY, WEEKLY, MONTHLY)
+SETTINGS = ReducerSettings()
+#: Run-dependent fields of a ModelMetricsState: identity, creation time and timing.
+VOLATILE = {"aggregation_id", "created_at", "aggregation_duration_ms", "items_per_second"}
+#: Sunday 22:00 -> Monday 03:00 crosses a day and an ISO week; 31 March 21:00 -> 1 April 02:00
+#: crosses a day and a month.
+SUNDAY_NIGHT = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
+MONTH_END = datetime(2026, 3, 31, 21, 0, tzinfo=UTC)
+TEN = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def comparable(metrics: ModelMetricsState) -> dict[str, Any]:
+    return metrics.model_dump(exclude=VOLATILE)
+
+
+def key_of(timestamp: datetime, window: EnumMetricsWindow) -> WindowKey:
+    return window, window_bounds(timestamp, window)[0]
+
+
+def metrics_of(state: AggregationState, key: WindowKey) -> dict[str, Any]:
+    window, start = key
+    return comparable(state.to_metrics(window, *window_bounds(start, window)))
+
+
+def events_by_window(
+    events: Iterable[CodegenEvent], windows: Iterable[EnumMetricsWindow]
+) -> dict[WindowKey, list[CodegenEvent]]:
+    grouped: dict[WindowKey, list[CodegenEvent]] = defaultdict(list)
+    for event in events:
+        for window in windows:
+            grouped[key_of(event.timestamp, window)].append(event)
+    return grouped
+
+
+def one_pass(events: list[CodegenEvent], window: EnumMetricsWindow) -> dict[str, Any]:
+    return comparable(MetricsAggregator.aggregate_events(events, window, SETTINGS))
+
+
+def store(windows: Iterable[EnumMetricsWindow] = ALL_WINDOWS) -> PaneStore:
+    return PaneStore(SETTINGS, windows)
+
+
+@pytest.fixture(scope="module")
+def events() -> list[CodegenEvent]:
+    """Five hours across a day and week boundary, five more across a day and month boundary."""
+    return mixed_events(240, seed=1, start=SUNDAY_NIGHT) + mixed_events(
+        240, seed=2, start=MONTH_END
+    )
+
+
+def test_events_land_in_the_pane_of_their_hour() -> None:
+    panes = store()
+    panes.apply(
+        [
+            started(timestamp=TEN),
+            completed(timestamp=TEN + timedelta(minutes=59, seconds=59)),
+            failed(timestamp=TEN + timedelta(hours=1)),
+        ],
+        watermark=None,
+    )
+
+    assert sorted(panes.panes) == [TEN, TEN + timedelta(hours=1)]
+    assert panes.panes[TEN].events_processed == 2
+    assert panes.panes[TEN + timedelta(hours=1)].events_processed == 1
+    assert panes.rollups == {}
+
+
+def test_an_event_marks_one_window_dirty_per_configured_window_type() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN + timedelta(minutes=5))], watermark=None)
+
+    assert set(panes.take_dirty()) == {
+        (HOURLY, TEN),
+        (DAILY, datetime(2026, 3, 2, tzinfo=UTC)),
+        (WEEKLY, datetime(2026, 3, 2, tzinfo=UTC)),  # a Monday
+        (MONTHLY, datetime(2026, 3, 1, tzinfo=UTC)),
+    }
+
+
+def test_only_the_configured_window_types_are_marked_dirty() -> None:
+    panes = store([DAILY, MONTHLY])
+    panes.apply([started(timestamp=TEN), started(timestamp=TEN + timedelta(hours=3))], None)
+
+    assert set(panes.take_dirty()) == {
+        (DAILY, datetime(2026, 3, 2, tzinfo=UTC)),
+        (MONTHLY, datetime(2026, 3, 1, tzinfo=UTC)),
+    }
+    assert len(panes.panes) == 2  # events are still held per hour
+
+
+def test_dirty_windows_are_those_of_every_event_applied(events: list[CodegenEvent]) -> None:
+    panes = store()
+    panes.apply(events, watermark=None)
+
+    dirty = panes.take_dirty()
+
+    assert set(dirty) == set(events_by_window(events, ALL_WINDOWS))
+    assert not any(AggregationState.from_bytes(data).is_empty for data in dirty.values())
+
+
+def test_take_dirty_returns_each_changed_window_once_and_then_only_new_changes() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN)], None)
+    first = panes.take_dirty()
+
+    assert panes.take_dirty() == {}
+
+    panes.apply([started(timestamp=TEN + timedelta(hours=1))], None)
+    second = panes.take_dirty()
+
+    assert (HOURLY, TEN) in first
+    assert (HOURLY, TEN) not in second
+    assert (HOURLY, TEN + timedelta(hours=1)) in second
+    assert (DAILY, datetime(2026, 3, 2, tzinfo=UTC)) in second
+
+
+def test_take_dirty_returns_the_whole_partial_of_a_window_not_a_delta() -> None:
+    panes = store([DAILY])
+    panes.apply([started(timestamp=TEN)], None)
+    panes.take_dirty()
+    panes.apply([started(timestamp=TEN + timedelta(hours=2))], None)
+
+    (data,) = panes.take_dirty().values()
+
+    assert AggregationState.from_bytes(data).events_processed == 2
+
+
+@pytest.mark.parametrize("window", ALL_WINDOWS, ids=lambda w: w.value)
+def test_the_partial_of_a_window_equals_aggregating_its_events_in_one_pass(
+    events: list[CodegenEvent], window: EnumMetricsWindow
+) -> None:
+    panes = store([window])
+    for start in range(0, len(events), 37):  # several batches, as the ingest sends them
+        panes.apply(events[start : start + 37], watermark=None)
+
+    dirty = panes.take_dirty()
+    expected = events_by_window(events, [window])
+
+    assert set(dirty) == set(expected)
+    assert len(dirty) >= 2  # every window type spans a boundary in this data set
+    for key, data in dirty.items():
+        assert metrics_of(AggregationState.from_bytes(data), key) == one_pass(expected[key], window)
+
+
+def test_the_partial_of_a_day_is_the_merge_of_its_hours(events: list[CodegenEvent]) -> None:
+    panes = store()
+    panes.apply(events, None)
+    day = key_of(SUNDAY_NIGHT + timedelta(hours=3), DAILY)  # Monday 00:00-03:00
+
+    hours = [pane for hour, pane in panes.panes.items() if day[1] <= hour < day[1] + timedelta(1)]
+    merged = AggregationState(SETTINGS)
+    for pane in hours:
+        merged.merge_in(pane)
+
+    assert len(hours) == 3
+    assert metrics_of(panes.partial(day), day) == metrics_of(merged, day)
+
+
+def test_the_partial_of_a_window_without_events_is_empty() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN)], None)
+
+    assert panes.partial((HOURLY, TEN + timedelta(hours=1))).is_empty
+    assert panes.partial((DAILY, datetime(2026, 3, 3, tzinfo=UTC))).is_empty
+
+
+def test_release_folds_closed_hours_into_rollups_and_open_partials_stay_identical(
+    events: list[CodegenEvent],
+) -> None:
+    panes = store()
+    panes.apply(events, None)
+    keys = set(events_by_window(events, ALL_WINDOWS))
+    before = {key: metrics_of(panes.partial(key), key) for key in keys}
+    # Every hour end with events, and every window end: each step closes something.
+    horizons = sorted(
+        {hour + timedelta(hours=1) for hour in panes.panes}
+        | {window_bounds(start, window)[1] for window, start in keys}
+    )
+
+    for horizon in horizons:
+        panes.release(horizon)
+        assert all(hour + timedelta(hours=1) > horizon for hour in panes.panes)
+        for key in keys:
+            window, start = key
+            if window_bounds(start, window)[1] > horizon:  # still open: unchanged by release
+                assert metrics_of(panes.partial(key), key) == before[key], (key, horizon)
+
+
+def test_release_moves_a_closed_hour_into_the_rollups_of_its_open_windows() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN), started(timestamp=TEN + timedelta(hours=1))], None)
+
+    panes.release(TEN + timedelta(hours=1))
+
+    assert list(panes.panes) == [TEN + timedelta(hours=1)]
+    assert set(panes.rollups) == {
+        (DAILY, datetime(2026, 3, 2, tzinfo=UTC)),
+        (WEEKLY, datetime(2026, 3, 2, tzinfo=UTC)),
+        (MONTHLY, datetime(2026, 3, 1, tzinfo=UTC)),
+    }
+    assert all(rollup.events_processed == 1 for rollup in panes.rollups.values())
+
+
+def test_release_drops_the_rollups_of_closed_windows(events: list[CodegenEvent]) -> None:
+    panes = store()
+    panes.apply(events, None)
+    monday = datetime(2026, 3, 2, tzinfo=UTC)
+
+    panes.release(monday)  # Sunday and the week ending that Monday are closed
+
+    assert not any(window_bounds(s, w)[1] <= monday for w, s in panes.rollups)
+    assert (DAILY, monday - timedelta(days=1)) not in panes.rollups
+    assert (WEEKLY, monday - timedelta(days=7)) not in panes.rollups
+    assert (MONTHLY, datetime(2026, 3, 1, tzinfo=UTC)) in panes.rollups
+
+    april = datetime(2026, 4, 1, tzinfo=UTC)
+    panes.release(april)
+
+    assert not any(window_bounds(s, w)[1] <= april for w, s in panes.rollups)
+    assert (MONTHLY, datetime(2026, 3, 1, tzinfo=UTC)) not in panes.rollups
+
+
+def test_releasing_past_every_window_leaves_no_panes_and_no_rollups(
+    events: list[CodegenEvent],
+) -> None:
+    panes = store()
+    panes.apply(events, None)
+
+    panes.release(datetime(2026, 5, 1, tzinfo=UTC))
+
+    assert panes.panes == {}
+    assert panes.rollups == {}
+
+
+def test_release_neither_marks_windows_dirty_nor_forgets_dirty_ones() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN)], None)
+    panes.take_dirty()
+    panes.release(TEN + timedelta(hours=1))
+
+    assert panes.take_dirty() == {}
+
+    panes.apply([started(timestamp=TEN + timedelta(hours=1))], None)
+    panes.release(TEN + timedelta(hours=2))
+
+    assert (DAILY, datetime(2026, 3, 2, tzinfo=UTC)) in panes.take_dirty()
+
+
+def test_events_of_an_hour_that_ended_at_or_before_the_watermark_are_late_and_not_applied() -> None:
+    panes = store()
+    watermark = TEN + timedelta(hours=1)
+    on_time = started(timestamp=TEN + timedelta(hours=1))
+    late = [started(timestamp=TEN), completed(timestamp=TEN + timedelta(minutes=59, seconds=59))]
+
+    returned = panes.apply([late[0], on_time, late[1]], watermark)
+
+    assert returned == late
+    assert panes.late_events == 2
+    assert list(panes.panes) == [TEN + timedelta(hours=1)]
+    assert panes.panes[TEN + timedelta(hours=1)].events_processed == 1
+    assert (HOURLY, TEN) not in panes.take_dirty()
+
+
+def test_an_event_before_the_watermark_in_a_still_open_hour_is_on_time() -> None:
+    panes = store()
+
+    late = panes.apply(
+        [started(timestamp=TEN + timedelta(minutes=10))], TEN + timedelta(minutes=30)
+    )
+
+    assert late == []
+    assert panes.late_events == 0
+    assert panes.panes[TEN].events_processed == 1
+
+
+def test_without_a_watermark_no_event_is_late() -> None:
+    panes = store()
+
+    assert panes.apply([started(timestamp=datetime(2020, 1, 1, tzinfo=UTC))], None) == []
+    assert panes.late_events == 0
+
+
+def test_late_events_are_counted_across_batches() -> None:
+    panes = store()
+    watermark = TEN + timedelta(hours=5)
+    panes.apply([started(timestamp=TEN)] * 3, watermark)
+    panes.apply([failed(timestamp=TEN + timedelta(hours=2))], watermark)
+
+    assert panes.late_events == 4
+    assert panes.panes == {}
+
+
+def test_a_late_event_never_changes_a_released_window() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN)], None)
+    panes.take_dirty()
+    day_end = datetime(2026, 3, 3, tzinfo=UTC)
+    panes.release(day_end)
+
+    late = panes.apply([completed(timestamp=TEN + timedelta(hours=3))], watermark=day_end)
+
+    assert len(late) == 1
+    day = (DAILY, datetime(2026, 3, 2, tzinfo=UTC))
+    assert panes.partial(day).is_empty
+    assert day not in panes.take_dirty()

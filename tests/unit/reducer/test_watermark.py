@@ -1,0 +1,224 @@
+"""WatermarkTracker: per-partition event-time progress combined into the pipeline's watermark.
+
+Wall-clock time is injected as float seconds, so every test moves time without sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from reducer.watermark import WatermarkTracker
+
+LATENESS = 60.0
+IDLE = 30.0
+NOW = 1_772_445_600.0  # wall-clock seconds (2026-03-02 10:00 UTC); event time is independent
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+STARTED = ("dev.codegen.started.v1", 0)
+COMPLETED = ("dev.codegen.completed.v1", 0)
+COMPLETED_1 = ("dev.codegen.completed.v1", 1)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def tracker() -> WatermarkTracker:
+    return WatermarkTracker(allowed_lateness_s=LATENESS, idle_timeout_s=IDLE)
+
+
+def minus_lateness(event_time: datetime) -> datetime:
+    return event_time - timedelta(seconds=LATENESS)
+
+
+def test_the_watermark_is_none_before_any_partition_is_seen() -> None:
+    assert tracker().watermark(NOW) is None
+
+
+def test_the_watermark_is_none_while_assigned_partitions_have_not_produced_data() -> None:
+    marks = tracker()
+    marks.assign([STARTED, COMPLETED], NOW)
+
+    assert marks.watermark(NOW + 1) is None
+
+
+def test_the_watermark_is_the_latest_event_time_minus_the_allowed_lateness() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(600), NOW)
+
+    assert marks.watermark(NOW) == minus_lateness(at(600))
+
+
+def test_the_allowed_lateness_is_configurable() -> None:
+    marks = WatermarkTracker(allowed_lateness_s=5.0, idle_timeout_s=IDLE)
+    marks.observe(STARTED, at(600), NOW)
+
+    assert marks.watermark(NOW) == at(595)
+
+
+def test_a_partition_progress_is_the_largest_event_time_it_has_shown() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(600), NOW)
+    marks.observe(STARTED, at(300), NOW + 1)  # an older batch does not lower its progress
+
+    assert marks.watermark(NOW + 1) == minus_lateness(at(600))
+
+
+def test_a_partition_read_ahead_never_makes_the_other_partitions_late() -> None:
+    marks = tracker()
+    marks.observe(COMPLETED, at(3 * 3600), NOW)  # this topic is three hours ahead
+    marks.observe(STARTED, at(120), NOW)
+
+    watermark = marks.watermark(NOW)
+
+    assert watermark == minus_lateness(at(120))
+    assert watermark < at(120)  # the slow partition's next events are still on time
+
+
+def test_the_watermark_is_the_minimum_over_every_active_partition() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(500), NOW)
+    marks.observe(COMPLETED, at(400), NOW)
+    marks.observe(COMPLETED_1, at(450), NOW)
+
+    assert marks.watermark(NOW) == minus_lateness(at(400))
+
+
+def test_an_assigned_partition_without_data_holds_the_watermark_back_until_the_idle_timeout() -> (
+    None
+):
+    marks = tracker()
+    marks.assign([STARTED, COMPLETED], NOW)
+    marks.observe(STARTED, at(600), NOW + IDLE - 1)
+
+    assert marks.watermark(NOW + IDLE - 1) is None  # COMPLETED might still deliver old events
+    assert marks.watermark(NOW + IDLE) == minus_lateness(at(600))
+
+
+def test_assigning_a_partition_again_does_not_reset_its_idle_clock() -> None:
+    marks = tracker()
+    marks.assign([STARTED, COMPLETED], NOW)
+    marks.observe(STARTED, at(600), NOW + IDLE)
+    marks.assign([STARTED, COMPLETED], NOW + IDLE)  # every batch repeats the assignment
+
+    assert marks.watermark(NOW + IDLE) == minus_lateness(at(600))
+
+
+def test_an_idle_partition_stops_holding_the_watermark_back() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(100), NOW)
+    marks.observe(COMPLETED, at(900), NOW)
+    assert marks.watermark(NOW) == minus_lateness(at(100))
+
+    marks.observe(COMPLETED, at(1000), NOW + IDLE)  # STARTED has been silent for IDLE seconds
+
+    assert marks.watermark(NOW + IDLE) == minus_lateness(at(1000))
+
+
+def test_a_partition_is_still_active_just_before_the_idle_timeout() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(100), NOW)
+    marks.observe(COMPLETED, at(1000), NOW + IDLE - 1)
+
+    assert marks.watermark(NOW + IDLE - 0.001) == minus_lateness(at(100))
+
+
+def test_a_partition_sending_only_bad_messages_goes_idle_and_stops_holding_back() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(100), NOW)
+    marks.observe(COMPLETED, at(900), NOW)
+    marks.observe(STARTED, None, NOW + IDLE - 1)  # messages, but no decodable events
+    marks.observe(COMPLETED, at(1000), NOW + IDLE)
+
+    assert marks.watermark(NOW + IDLE) == minus_lateness(at(1000))
+
+
+def test_when_every_partition_is_idle_the_watermark_follows_the_wall_clock_minus_lateness() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(100), NOW)
+    marks.observe(COMPLETED, at(200), NOW)
+    later = NOW + 2 * 3600
+
+    assert marks.watermark(later) == datetime.fromtimestamp(later, UTC) - timedelta(
+        seconds=LATENESS
+    )
+    assert marks.watermark(later + 10) == datetime.fromtimestamp(later + 10, UTC) - timedelta(
+        seconds=LATENESS
+    )
+
+
+def test_assigned_partitions_that_never_produce_let_the_wall_clock_close_windows() -> None:
+    marks = tracker()
+    marks.assign([STARTED, COMPLETED], NOW)
+
+    assert marks.watermark(NOW + IDLE) == datetime.fromtimestamp(NOW + IDLE, UTC) - timedelta(
+        seconds=LATENESS
+    )
+
+
+def test_the_watermark_is_a_utc_datetime() -> None:
+    marks = tracker()
+    marks.assign([STARTED], NOW)
+
+    watermark = marks.watermark(NOW + IDLE)
+
+    assert watermark is not None
+    assert watermark.utcoffset() == timedelta(0)
+
+
+def test_the_watermark_never_goes_backwards_when_a_new_partition_is_assigned() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(600), NOW)
+    before = marks.watermark(NOW)
+
+    marks.assign([COMPLETED], NOW + 1)  # new, no data yet: holds back, but cannot undo
+
+    assert marks.watermark(NOW + 1) == before
+
+
+def test_the_watermark_never_goes_backwards_when_a_slower_partition_appears() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(600), NOW)
+    before = marks.watermark(NOW)
+
+    marks.observe(COMPLETED, at(60), NOW + 1)
+
+    assert marks.watermark(NOW + 1) == before
+
+
+def test_the_watermark_never_goes_backwards_when_an_idle_partition_resumes_behind() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(100), NOW)
+    marks.observe(COMPLETED, at(900), NOW + IDLE)
+    before = marks.watermark(NOW + IDLE)  # STARTED idle: follows COMPLETED
+
+    marks.observe(STARTED, at(200), NOW + IDLE + 1)  # resumes behind the watermark
+
+    assert marks.watermark(NOW + IDLE + 1) == before
+
+
+def test_the_watermark_never_goes_backwards_when_the_wall_clock_is_behind_event_time() -> None:
+    marks = tracker()
+    future = datetime.fromtimestamp(NOW, UTC) + timedelta(days=1)
+    marks.observe(STARTED, future, NOW)
+    before = marks.watermark(NOW)
+
+    assert marks.watermark(NOW + IDLE) == before  # all idle: the wall clock is a day behind
+
+
+def test_the_watermark_never_goes_backwards_over_an_arbitrary_sequence() -> None:
+    marks = tracker()
+    partitions = [STARTED, COMPLETED, COMPLETED_1]
+    marks.assign(partitions, NOW)
+    seen: list[datetime] = []
+    for step in range(200):
+        now = NOW + step * 7.0
+        key = partitions[step % 3]
+        event_seconds = (step * 7919) % 3600  # jumps back and forth in event time
+        if step % 11:
+            marks.observe(key, at(event_seconds), now)
+        watermark = marks.watermark(now)
+        if watermark is not None:
+            seen.append(watermark)
+
+    assert seen
+    assert seen == sorted(seen)

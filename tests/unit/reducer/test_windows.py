@@ -1,0 +1,120 @@
+"""Calendar-aligned UTC windows, and hourly panes rolled up by merging."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from models import EnumMetricsWindow
+from reducer import AggregationState, MetricsAggregator, window_bounds, window_id
+from tests.datasets import mixed_events
+
+H, D, W, M = (
+    EnumMetricsWindow.HOURLY,
+    EnumMetricsWindow.DAILY,
+    EnumMetricsWindow.WEEKLY,
+    EnumMetricsWindow.MONTHLY,
+)
+VOLATILE = {"aggregation_id", "created_at", "aggregation_duration_ms", "items_per_second"}
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("window", "timestamp", "start", "end"),
+    [
+        (H, utc(2026, 3, 2, 10, 15, 30, 5), utc(2026, 3, 2, 10), utc(2026, 3, 2, 11)),
+        (H, utc(2026, 3, 2, 10), utc(2026, 3, 2, 10), utc(2026, 3, 2, 11)),
+        (H, utc(2026, 3, 2, 23, 59, 59, 999999), utc(2026, 3, 2, 23), utc(2026, 3, 3)),
+        (D, utc(2026, 3, 2, 10, 15), utc(2026, 3, 2), utc(2026, 3, 3)),
+        (D, utc(2026, 12, 31, 23, 59), utc(2026, 12, 31), utc(2027, 1, 1)),
+        (W, utc(2026, 3, 2, 0, 0), utc(2026, 3, 2), utc(2026, 3, 9)),  # a Monday
+        (W, utc(2026, 3, 8, 23, 59), utc(2026, 3, 2), utc(2026, 3, 9)),  # its Sunday
+        (W, utc(2026, 3, 4, 12), utc(2026, 3, 2), utc(2026, 3, 9)),  # Wednesday
+        (W, utc(2027, 1, 1, 12), utc(2026, 12, 28), utc(2027, 1, 4)),  # across the year
+        (M, utc(2026, 3, 17, 8), utc(2026, 3, 1), utc(2026, 4, 1)),
+        (M, utc(2026, 3, 1), utc(2026, 3, 1), utc(2026, 4, 1)),
+        (M, utc(2026, 12, 31, 23, 59), utc(2026, 12, 1), utc(2027, 1, 1)),  # December
+        (M, utc(2028, 2, 29, 12), utc(2028, 2, 1), utc(2028, 3, 1)),  # leap February
+        (M, utc(2026, 2, 28, 12), utc(2026, 2, 1), utc(2026, 3, 1)),  # common February
+        (M, utc(2026, 1, 31, 12), utc(2026, 1, 1), utc(2026, 2, 1)),
+    ],
+)
+def test_window_bounds_are_calendar_aligned(
+    window: EnumMetricsWindow, timestamp: datetime, start: datetime, end: datetime
+) -> None:
+    assert window_bounds(timestamp, window) == (start, end)
+
+
+@pytest.mark.parametrize("window", list(EnumMetricsWindow))
+def test_a_timestamp_lies_in_its_half_open_window(window: EnumMetricsWindow) -> None:
+    moment = utc(2026, 7, 15, 13, 45)
+
+    start, end = window_bounds(moment, window)
+
+    assert start <= moment < end
+    assert window_bounds(start, window) == (start, end)
+    assert window_bounds(end, window)[0] == end
+    assert window_bounds(end - timedelta(microseconds=1), window) == (start, end)
+
+
+def test_weekly_windows_start_on_the_iso_monday() -> None:
+    for day in range(1, 32):
+        start, end = window_bounds(utc(2026, 1, day, 6), W)
+        assert start.isoweekday() == 1
+        assert (start.hour, start.minute) == (0, 0)
+        assert end - start == timedelta(days=7)
+        assert start.isocalendar()[:2] == utc(2026, 1, day, 6).isocalendar()[:2]
+
+
+def test_naive_timestamps_are_taken_as_utc() -> None:
+    assert window_bounds(datetime(2026, 3, 2, 10, 15), H) == (
+        utc(2026, 3, 2, 10),
+        utc(2026, 3, 2, 11),
+    )
+
+
+def test_offset_timestamps_are_placed_by_their_utc_instant() -> None:
+    moment = datetime(2026, 3, 2, 0, 30, tzinfo=timezone(timedelta(hours=2)))  # 22:30 UTC on 1st
+
+    start, end = window_bounds(moment, D)
+
+    assert (start, end) == (utc(2026, 3, 1), utc(2026, 3, 2))
+    assert start.tzinfo == UTC
+
+
+def test_window_ids_name_the_type_and_the_utc_start() -> None:
+    assert window_id(H, utc(2026, 11, 27, 20)) == "hourly:2026-11-27T20:00:00Z"
+    moment = datetime(2026, 11, 27, 22, tzinfo=timezone(timedelta(hours=2)))
+    assert window_id(D, moment) == "daily:2026-11-27T20:00:00Z"
+
+
+@pytest.mark.parametrize(("window", "seconds"), [(H, 3600), (D, 86400), (W, 604800), (M, 2592000)])
+def test_get_window_seconds_keeps_the_contract_nominal_values(
+    window: EnumMetricsWindow, seconds: int
+) -> None:
+    assert window.get_window_seconds() == seconds
+
+
+@pytest.mark.parametrize("target", [D, W, M])
+def test_hourly_panes_rolled_up_by_merging_equal_the_direct_aggregate(
+    target: EnumMetricsWindow,
+) -> None:
+    # 600 events over ~5 hours, crossing midnight at the end of a month and a week (Sun->Mon).
+    events = mixed_events(600, seed=4, start=utc(2026, 5, 31, 21))
+    hourly = MetricsAggregator.window_states(events, H)
+    assert len(hourly) >= 5
+
+    rolled: dict[tuple[datetime, datetime], AggregationState] = {}
+    for (hour_start, _), pane in hourly.items():
+        bounds = window_bounds(hour_start, target)
+        rolled[bounds] = rolled.get(bounds, AggregationState()).merge(pane)
+    direct = MetricsAggregator.aggregate_windows(events, target)
+
+    assert len(direct) == len(rolled) == 2
+    for result, (bounds, state) in zip(direct, sorted(rolled.items()), strict=True):
+        expected = state.to_metrics(target, *bounds).model_dump(exclude=VOLATILE)
+        assert result.model_dump(exclude=VOLATILE) == expected
