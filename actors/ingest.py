@@ -48,6 +48,7 @@ class KafkaIngestActor:
         self.sequence = 0
         self.counters: Counter[str] = Counter()
         self.rejects_by_reason: Counter[str] = Counter()
+        self.events_by_type: Counter[str] = Counter()
         self.last_poll: float | None = None
         self.error: str | None = None
         self._stop = threading.Event()
@@ -79,6 +80,7 @@ class KafkaIngestActor:
             "index": self.index,
             **self.counters,
             "rejects_by_reason": dict(self.rejects_by_reason),
+            "events_by_type": dict(self.events_by_type),
             "batches_in_flight": len(self.inflight),
             "assigned": [f"{t}[{p}]" for t, p in self.assigned],
             "seconds_since_poll": None if self.last_poll is None else time.time() - self.last_poll,
@@ -126,6 +128,7 @@ class KafkaIngestActor:
         decoded = decode_batch(values)
         self.counters["messages_in"] += len(values)
         self.counters["events_in"] += len(decoded.events)
+        self.events_by_type.update(event.event_type for event in decoded.events)
         if decoded.rejects:
             self._dead_letter(decoded.rejects, origin)
         max_time: dict[tuple[str, int], datetime] = {}

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -104,6 +105,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=None, help="stop after this many seconds (default: run)"
     )
     parser.add_argument("--no-dashboard", action="store_true", help="don't start the Ray dashboard")
+    parser.add_argument("--no-serve", action="store_true", help="don't start the HTTP API")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -117,6 +119,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         overrides.setdefault("pipeline", {})["windows"] = [
             w.strip() for w in args.windows.split(",") if w.strip()
         ]
+    if getattr(args, "no_serve", False):
+        overrides.setdefault("serve", {})["enabled"] = False
     if args.kafka_config:
         pairs = dict(item.split("=", 1) for item in args.kafka_config if "=" in item)
         overrides.setdefault("kafka", {})["extra_config"] = pairs
@@ -200,10 +204,27 @@ def run_pipeline(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     pipeline: Pipeline | None = None
+    registrar: Any = None
     demo: threading.Thread | None = None
     try:
         _init_ray(settings, dashboard=not args.no_dashboard)
         pipeline = Pipeline(settings).start()
+        if settings.serve.enabled:
+            from actors.serve_app import start_api
+
+            node_id = settings.serve.node_id or socket.gethostname()
+            url = start_api(settings, node_id)
+            log.info("HTTP API on %s (dashboard /, health /health, docs /docs)", url)
+            from actors.consul import ConsulRegistrar
+            from actors.serve_app import VERSION
+
+            registrar = ConsulRegistrar.from_settings(
+                settings.consul,
+                settings.serve,
+                node_id=node_id,
+                version=VERSION,
+                window_type=settings.pipeline.windows[0].value,
+            ).start()
         log.info(
             "pipeline running: %d ingest, %d window actors; topics %s -> %s (Ctrl-C stops)",
             settings.pipeline.ingest_actors,
@@ -226,6 +247,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
         log.info("stopping: draining in-flight batches, final publish, commit")
         if demo is not None:
             demo.join(timeout=10)
+        if registrar is not None:
+            registrar.stop()  # deregister before the health check starts failing
+            registrar = None
         final = pipeline.stop()
         pipeline = None
         coordinator = final.get("coordinator", {})
@@ -238,9 +262,16 @@ def run_pipeline(args: argparse.Namespace) -> int:
         return 0
     finally:
         stopping.set()
+        if registrar is not None:
+            registrar.stop()  # before the health check starts failing
         if pipeline is not None:
             pipeline.stop()
         import ray
+
+        if ray.is_initialized() and settings.serve.enabled:
+            from actors.serve_app import stop_api
+
+            stop_api()
 
         if ray.is_initialized():
             ray.shutdown()

@@ -11,6 +11,7 @@ from models.events import (
 from models.intents import ModelEventPublishIntent, ModelRetryPolicy
 from models.metrics import EnumMetricsWindow, ModelEventMetricsRecorded, ModelMetricsState
 from models.settings import (
+    ConsulSettings,
     KafkaSettings,
     PipelineSettings,
     ReducerSettings,
@@ -20,6 +21,7 @@ from models.settings import (
 
 __all__ = [
     "CodegenEvent",
+    "ConsulSettings",
     "DecodedBatch",
     "EnumMetricsWindow",
     "KafkaSettings",

@@ -154,6 +154,8 @@ class ServeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
+    node_id: str = ""
+    """Identity in /health and Consul; empty means this host's name."""
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8063
     token: SecretStr | None = None

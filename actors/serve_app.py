@@ -1,0 +1,266 @@
+"""Ray Serve HTTP API: health, snapshots merged on demand, history, Prometheus, dashboard.
+
+Read-only. Every route but /health requires the bearer token when one is configured. Invalid
+query parameters get a 400 with the reason. OpenAPI docs are at /docs.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads these route annotations at runtime,
+# inside a Serve replica that unpickled the class.
+import asyncio
+import hmac
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
+
+import ray
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from ray import serve
+
+from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
+from actors.observability import (
+    UNHEALTHY,
+    BreakdownBy,
+    breakdown_rows,
+    evaluate_health,
+    prometheus_text,
+)
+from models.metrics import EnumMetricsWindow, ModelMetricsState
+from models.settings import Settings
+from reducer.state import AggregationState
+from reducer.windows import window_bounds, window_id
+
+STATIC = Path(__file__).parent / "static"
+APP_NAME = "codegen-metrics"
+ACTOR_TIMEOUT_S = 5.0
+
+try:
+    VERSION = version("codegen-metrics-reducer")
+except PackageNotFoundError:  # running from a source tree
+    VERSION = "0+unknown"
+
+app = FastAPI(
+    title="codegen-metrics-reducer",
+    version=VERSION,
+    description="Streaming metrics of LLM code-generation fleets (read-only).",
+)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()
+    ]
+    return JSONResponse(status_code=400, content={"error": "invalid request", "detail": problems})
+
+
+async def _call(actor_name: str, method: str, *args: Any) -> Any | None:
+    """Ask a named actor; None when it is missing, dead or too slow."""
+    try:
+        actor = ray.get_actor(actor_name, namespace=NAMESPACE)
+        return await asyncio.wait_for(getattr(actor, method).remote(*args), timeout=ACTOR_TIMEOUT_S)
+    except Exception:
+        return None
+
+
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.1})
+@serve.ingress(app)
+class ReducerAPI:
+    def __init__(self, settings: Settings, node_id: str) -> None:
+        self.settings = settings
+        self.node_id = node_id
+        self.token = settings.serve.token.get_secret_value() if settings.serve.token else None
+
+    def _authorize(self, authorization: str | None) -> None:
+        if self.token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.encode(), self.token.encode()
+        ):
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    async def _stats(self) -> dict[str, Any]:
+        p = self.settings.pipeline
+        ingest, windows, coordinator, executor = await asyncio.gather(
+            asyncio.gather(*(_call(ingest_name(i), "stats") for i in range(p.ingest_actors))),
+            asyncio.gather(*(_call(window_name(j), "stats") for j in range(p.window_actors))),
+            _call(COORDINATOR, "stats"),
+            _call(INTENT_EXECUTOR, "stats"),
+        )
+        return {
+            "ingest": list(ingest),
+            "windows": list(windows),
+            "coordinator": coordinator,
+            "intent_executor": executor,
+        }
+
+    async def _snapshot(self, window: EnumMetricsWindow, at: datetime | None) -> dict[str, Any]:
+        start, end = window_bounds(at or datetime.now(UTC), window)
+        key = (window, start)
+        parts = await asyncio.gather(
+            *(
+                _call(window_name(j), "snapshot", key)
+                for j in range(self.settings.pipeline.window_actors)
+            )
+        )
+        coordinator = await _call(COORDINATOR, "stats") or {}
+        watermark = coordinator.get("watermark")
+        is_final = watermark is not None and datetime.fromisoformat(watermark) >= end
+        state = AggregationState(self.settings.reducer)
+        for part in parts:
+            if part is not None:
+                state.merge_in(AggregationState.from_bytes(part))
+        metrics = state.to_metrics(window, start, end).model_dump(mode="json")
+        if (
+            state.is_empty and is_final
+        ):  # released from the window actors: serve the published final
+            published = (
+                await _call(
+                    COORDINATOR, "recent", window.value, self.settings.pipeline.history_size
+                )
+                or []
+            )
+            wanted = window_id(window, start)
+            metrics = next((m for m in published if m.get("window_id") == wanted), metrics)
+        return {
+            **metrics,
+            "window_id": window_id(window, start),
+            "watermark": watermark,
+            "is_final": is_final,
+            "actors_answered": sum(p is not None for p in parts),
+        }
+
+    # -- routes ------------------------------------------------------------------------------
+
+    @app.get("/health")
+    async def health(self) -> JSONResponse:
+        stats = await self._stats()
+        status, reasons = evaluate_health(
+            stats["ingest"],
+            stats["windows"],
+            stats["coordinator"],
+            stats["intent_executor"],
+            self.settings.serve.stall_seconds,
+        )
+        ingest = [s for s in stats["ingest"] if s is not None]
+        p = self.settings.pipeline
+        body = {
+            "status": status,
+            "reasons": reasons,
+            "node_id": self.node_id,
+            "node_type": "REDUCER",
+            "version": VERSION,
+            "window_type": p.windows[0].value,
+            "windows": [w.value for w in p.windows],
+            "batch_size": p.batch_size,
+            "seconds_since_poll": {
+                f"ingest-{i}": (s or {}).get("seconds_since_poll")
+                for i, s in enumerate(stats["ingest"])
+            },
+            "actors_alive": sum(
+                s is not None
+                for s in (
+                    *stats["ingest"],
+                    *stats["windows"],
+                    stats["coordinator"],
+                    stats["intent_executor"],
+                )
+            ),
+            "actors_expected": p.ingest_actors + p.window_actors + 2,
+            "events_in": sum(s.get("events_in", 0) for s in ingest),
+            "events_out": (stats["intent_executor"] or {}).get("published", 0),
+            "bad_events": sum(s.get("events_rejected", 0) for s in ingest),
+            "late_events": sum(s.get("events_late", 0) for s in ingest),
+            "watermark": (stats["coordinator"] or {}).get("watermark"),
+        }
+        return JSONResponse(body, status_code=503 if status == UNHEALTHY else 200)
+
+    @app.get("/snapshot")
+    async def snapshot(
+        self,
+        window: EnumMetricsWindow = EnumMetricsWindow.HOURLY,
+        at: datetime | None = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        """The current ModelMetricsState of the window holding ``at`` (default now)."""
+        self._authorize(authorization)
+        return await self._snapshot(window, at)
+
+    @app.get("/snapshot/breakdown")
+    async def breakdown(
+        self,
+        by: BreakdownBy,
+        window: EnumMetricsWindow = EnumMetricsWindow.HOURLY,
+        at: datetime | None = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        self._authorize(authorization)
+        snap = await self._snapshot(window, at)
+        metrics = ModelMetricsState.model_validate(snap)
+        return {"window_id": snap["window_id"], "by": by, "rows": breakdown_rows(metrics, by)}
+
+    @app.get("/history")
+    async def history(
+        self,
+        window: EnumMetricsWindow = EnumMetricsWindow.HOURLY,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 24,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        """The most recent closed windows, newest first."""
+        self._authorize(authorization)
+        recent = await _call(COORDINATOR, "recent", window.value, limit)
+        if recent is None:
+            raise HTTPException(503, "coordinator unavailable")
+        return {"window": window.value, "windows": recent}
+
+    @app.get("/metrics")
+    async def metrics(self, authorization: Annotated[str | None, Header()] = None) -> Response:
+        self._authorize(authorization)
+        stats = await self._stats()
+        hourly = None
+        if EnumMetricsWindow.HOURLY in self.settings.pipeline.windows:
+            hourly = ModelMetricsState.model_validate(
+                await self._snapshot(EnumMetricsWindow.HOURLY, None)
+            )
+        body = prometheus_text(
+            stats["ingest"], stats["coordinator"], stats["intent_executor"], hourly
+        )
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/api/stats")
+    async def pipeline_stats(
+        self, authorization: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        """Raw actor stats, for the dashboard's throughput chart."""
+        self._authorize(authorization)
+        return await self._stats()
+
+    @app.get("/", response_class=HTMLResponse)
+    async def dashboard(self) -> HTMLResponse:
+        # The page itself holds no data; its API calls carry the token (asked once, kept in
+        # the browser session), so it can load without one.
+        return HTMLResponse((STATIC / "dashboard.html").read_text(encoding="utf-8"))
+
+    @app.get("/static/chart.umd.min.js")
+    async def chart_js(self) -> FileResponse:
+        return FileResponse(STATIC / "chart.umd.min.js", media_type="application/javascript")
+
+
+def start_api(settings: Settings, node_id: str) -> str:
+    """Deploy the API on Ray Serve; returns its base URL."""
+    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    serve.run(ReducerAPI.bind(settings, node_id), name=APP_NAME, route_prefix="/")
+    return f"http://{settings.serve.host}:{settings.serve.port}"
+
+
+def stop_api() -> None:
+    try:
+        serve.delete(APP_NAME)
+        serve.shutdown()
+    except Exception:  # already gone
+        pass

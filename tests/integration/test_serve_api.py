@@ -1,0 +1,248 @@
+"""The HTTP API against a running pipeline on the test broker (Ray Serve on a free port)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import ray
+from prometheus_client.parser import text_string_to_metric_families
+
+from actors.broker import free_port
+from actors.fleet import produce_events
+from actors.names import NAMESPACE
+from actors.pipeline import Pipeline
+from actors.serve_app import start_api, stop_api
+from cli.simulator import simulate_fleet
+from models import EnumMetricsWindow, Settings, decode_one
+from models.settings import KafkaSettings, PipelineSettings, ServeSettings
+from reducer import MetricsAggregator, window_bounds
+from tests.integration.test_pipeline import COMPARED, START
+
+TOKEN = "s3cret-token"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+def get(base: str, path: str, token: str | None = TOKEN) -> tuple[int, bytes, dict]:
+    request = urllib.request.Request(base + path)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), dict(error.headers)
+
+
+def get_json(base: str, path: str, token: str | None = TOKEN) -> tuple[int, dict]:
+    status, body, _ = get(base, path, token)
+    return status, json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def live(ray_session: None, broker: str) -> Iterator[dict]:
+    """A pipeline with two ingest actors and the API, fed closed and live windows."""
+    tag = f"s{int(time.time())}"
+    kafka_settings = KafkaSettings(bootstrap_servers=broker, topic_prefix=tag, group_id=tag)
+    settings = Settings(
+        kafka=kafka_settings,
+        pipeline=PipelineSettings(
+            ingest_actors=2,
+            window_actors=2,
+            tick_seconds=0.5,
+            allowed_lateness_seconds=0,
+            idle_partition_timeout_seconds=2,
+        ),
+        serve=ServeSettings(port=free_port(), token=TOKEN, node_id="test-node"),
+    )
+    old = list(simulate_fleet(40, 1, start=START, workflows_per_second=0.05))
+    now = datetime.now(UTC)
+    live_start = max(now - timedelta(seconds=90), window_bounds(now, EnumMetricsWindow.HOURLY)[0])
+    recent = list(simulate_fleet(30, 2, start=live_start, workflows_per_second=2))
+    recent = [e for e in recent if datetime.fromisoformat(e["timestamp"]) < now]
+    pipeline = Pipeline(settings).start()
+    base = start_api(settings, "test-node")
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not all(
+            s["assigned"] for s in pipeline.stats()["ingest"]
+        ):
+            time.sleep(0.3)
+        produce_events(kafka_settings, old + recent)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            applied = sum(w["events_applied"] for w in pipeline.stats()["windows"])
+            finals = pipeline.stats()["coordinator"].get("finals_published", 0)
+            if applied == len(old) + len(recent) and finals > 0:
+                break
+            time.sleep(0.3)
+        yield {"base": base, "settings": settings, "old": old, "recent": recent, "now": now}
+    finally:
+        stop_api()
+        pipeline.stop()
+
+
+def expected_window(events: list[dict], window: EnumMetricsWindow, at: datetime) -> dict:
+    start, end = window_bounds(at, window)
+    inside = [
+        decode_one(json.dumps(e))
+        for e in events
+        if start <= datetime.fromisoformat(e["timestamp"]) < end
+    ]
+    return MetricsAggregator.aggregate_events(inside, window).model_dump(
+        mode="json", include=COMPARED - {"window_start", "window_end"}
+    )
+
+
+def test_health_is_open_without_token_and_reports_what_makes_it_true(live: dict) -> None:
+    status, body = get_json(live["base"], "/health", token=None)
+    assert status == 200 and body["status"] == "healthy", body
+    assert body["node_type"] == "REDUCER" and body["node_id"] == "test-node"
+    assert body["actors_alive"] == body["actors_expected"] == 6
+    assert body["events_in"] == len(live["old"]) + len(live["recent"])
+    assert body["bad_events"] == 0 and body["batch_size"] == 100
+    assert set(body["seconds_since_poll"]) == {"ingest-0", "ingest-1"}
+
+
+def test_every_other_route_requires_the_bearer_token(live: dict) -> None:
+    for path in ("/snapshot", "/snapshot/breakdown?by=model", "/history", "/metrics"):
+        assert get(live["base"], path, token=None)[0] == 401, path
+        assert get(live["base"], path, token="wrong")[0] == 401, path
+
+
+def test_snapshot_of_the_current_hour_is_merged_on_demand_and_exact(live: dict) -> None:
+    status, body = get_json(live["base"], "/snapshot?window=hourly")
+    assert status == 200
+    expected = expected_window(live["recent"], EnumMetricsWindow.HOURLY, datetime.now(UTC))
+    assert {k: body[k] for k in expected} == expected
+    assert body["is_final"] is False and body["watermark"] is not None
+    assert body["events_processed"] > 0
+
+
+def test_snapshot_at_a_closed_window_returns_its_final_metrics(live: dict) -> None:
+    at = START + timedelta(minutes=45)
+    status, body = get_json(live["base"], f"/snapshot?window=daily&at={quote(at.isoformat())}")
+    assert status == 200 and body["is_final"] is True
+    expected = expected_window(live["old"], EnumMetricsWindow.DAILY, at)
+    assert {k: body[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "by", ["stage", "model", "node_type", "quality_bucket", "cost_bucket", "workflow"]
+)
+def test_breakdown_returns_the_grouping_as_rows(live: dict, by: str) -> None:
+    status, body = get_json(live["base"], f"/snapshot/breakdown?window=hourly&by={by}")
+    assert status == 200 and body["by"] == by
+    assert body["rows"] and all("key" in row for row in body["rows"])
+
+
+def test_history_lists_closed_windows_newest_first(live: dict) -> None:
+    status, body = get_json(live["base"], "/history?window=hourly&limit=50")
+    assert status == 200
+    starts = [w["window_start"] for w in body["windows"]]
+    assert starts and starts == sorted(starts, reverse=True)
+    assert all(w["is_final"] for w in body["windows"])
+    assert len(get_json(live["base"], "/history?window=hourly&limit=1")[1]["windows"]) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/snapshot?window=yearly",
+        "/snapshot?at=yesterday",
+        "/snapshot/breakdown?by=colour",
+        "/snapshot/breakdown",
+        "/history?limit=0",
+        "/history?limit=abc",
+    ],
+)
+def test_invalid_query_parameters_get_a_400_with_the_reason(live: dict, path: str) -> None:
+    status, body = get_json(live["base"], path)
+    assert status == 400, (path, body)
+    assert body["error"] == "invalid request" and body["detail"]
+
+
+def test_metrics_is_valid_prometheus_text_with_counters_gauges_and_the_current_hour(
+    live: dict,
+) -> None:
+    status, body, headers = get(live["base"], "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    events = {
+        s.labels["event_type"]: s.value
+        for s in families["codegen_metrics_events"].samples
+        if s.name.endswith("_total")
+    }
+    assert sum(events.values()) == len(live["old"]) + len(live["recent"])
+    for name in (
+        "codegen_metrics_batches_in_flight",
+        "codegen_metrics_watermark_lag_seconds",
+        "codegen_metrics_open_windows",
+        "codegen_metrics_current_hour_success_rate",
+        "codegen_metrics_current_hour_duration_p95_seconds",
+        "codegen_metrics_current_hour_cost_usd",
+    ):
+        assert name in families, name
+
+
+def test_openapi_docs_are_served(live: dict) -> None:
+    status, body, _ = get(live["base"], "/openapi.json", token=None)
+    assert status == 200 and "/snapshot/breakdown" in json.loads(body)["paths"]
+    assert get(live["base"], "/docs", token=None)[0] == 200
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and not __import__("os").environ.get("CI"),
+    reason="Debian chromium not installed (CI installs it; this never skips in CI)",
+)
+def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(live: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.add_init_script(f"sessionStorage.setItem('codegenMetricsToken', '{TOKEN}')")
+        page.goto(live["base"] + "/")
+        page.wait_for_function(
+            "window.dashboardState && window.dashboardState.rendered >= 2", timeout=30_000
+        )
+        points = page.evaluate("window.dashboardState.points")
+        charted = page.evaluate(
+            "Object.values(Chart.instances).map(c => c.data.datasets.reduce("
+            "(n, d) => n + d.data.filter(v => v !== null && v !== undefined).length, 0))"
+        )
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        status = page.text_content("#status")
+        browser.close()
+    assert errors == []
+    assert points >= 2  # closed windows from history plus the current one
+    assert len(charted) == 6 and all(n > 0 for n in charted), charted
+    assert status == "healthy"
+
+
+def test_health_turns_degraded_when_an_ingest_actor_is_stopped(live: dict) -> None:
+    ray.get(ray.get_actor("ingest-1", namespace=NAMESPACE).stop.remote())
+    status, body = get_json(live["base"], "/health", token=None)
+    assert status == 200 and body["status"] == "degraded"
+    assert any("ingest-1" in reason for reason in body["reasons"])
