@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from actors import kafka
+from actors.checkpoint import Checkpoint, CheckpointStore
 from actors.names import COORDINATOR
 from models.intents import ModelEventPublishIntent, ModelRetryPolicy
 from models.metrics import ModelEventMetricsRecorded
@@ -72,11 +73,19 @@ class CoordinatorActor:
         pipeline: PipelineSettings,
         reducer: ReducerSettings,
         window_actors: list[Any],
+        ingest_actors: list[Any],
+        checkpoint_dir: str,
+        restored: Checkpoint | None = None,
     ) -> None:
         self.kafka = kafka_settings
         self.pipeline = pipeline
         self.windows = window_actors
+        self.ingests = ingest_actors
+        self.store = CheckpointStore(checkpoint_dir, pipeline.checkpoints_kept)
         self.book = PublicationBook(reducer)
+        self.sequence = 0
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.last_checkpoint: float | None = None
         self.producer = kafka.make_producer(kafka_settings)
         self.counters: Counter[str] = Counter()
         self.watermark: datetime | None = None
@@ -85,24 +94,79 @@ class CoordinatorActor:
         self.history: dict[str, deque[dict[str, Any]]] = {
             w.value: deque(maxlen=pipeline.history_size) for w in pipeline.windows
         }
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        if restored is not None:
+            # A new epoch: everything published from here ranks above what came before.
+            self.book.restore(restored.revisions, restored.epoch + 1)
+            self.sequence = restored.sequence
+            self.offsets = dict(restored.offsets)
+            for payload in restored.history:
+                self._remember(payload)
 
     def start(self) -> bool:
-        self._rebuild_history()
+        if not any(self.history.values()):
+            self._rebuild_history()
         self._thread = threading.Thread(target=self._run, name="coordinator", daemon=True)
         self._thread.start()
         return True
 
     def _run(self) -> None:
+        last_checkpoint = time.monotonic()
         while not self._stop.wait(self.pipeline.tick_seconds):
             try:
                 self.tick()
+                if time.monotonic() - last_checkpoint >= self.pipeline.checkpoint_interval_seconds:
+                    self.checkpoint()
+                    last_checkpoint = time.monotonic()
+                self.error = None
             except Exception as exc:  # keep ticking: a broker blip must not stop publishing
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.counters["tick_errors"] += 1
-                log.exception("coordinator tick failed")
+                log.exception("coordinator tick or checkpoint failed")
+
+    def checkpoint(self, final: bool = False) -> int:
+        """A consistent cut: pause and drain every ingest actor, snapshot every window actor,
+        write one file, then resume the ingest actors, which commit the checkpointed offsets.
+        If anything fails before the write, they resume without committing. ``final`` (clean
+        shutdown) publishes once more inside the cut and stops the ingest actors after commit."""
+        with self._lock:
+            began = time.monotonic()
+            written = False
+            try:
+                positions = ray.get([ingest.barrier.remote() for ingest in self.ingests])
+                if final:
+                    self.tick()
+                states = ray.get([window.checkpoint.remote() for window in self.windows])
+                offsets = dict(self.offsets)
+                for position in positions:
+                    offsets.update(position)
+                history = [p for window in self.history.values() for p in window]
+                checkpoint = Checkpoint(
+                    sequence=self.sequence + 1,
+                    epoch=self.book.epoch,
+                    offsets=offsets,
+                    windows=states,
+                    revisions=self.book.revisions_by_id(),
+                    history=history,
+                    created_at=time.time(),
+                )
+                path = self.store.write(checkpoint)
+                written = True
+                self.sequence, self.offsets = checkpoint.sequence, offsets
+            finally:
+                commit = self.offsets if written else None
+                for ingest in self.ingests:
+                    try:
+                        ray.get(ingest.resume.remote(commit, final))
+                    except Exception:  # a dead ingest actor: the supervisor restores
+                        log.exception("could not resume an ingest actor")
+            self.counters["checkpoints"] += 1
+            self.last_checkpoint = time.time()
+            self.last_checkpoint_seconds = time.monotonic() - began
+            self.last_checkpoint_bytes = path.stat().st_size
+            return self.sequence
 
     def tick(self) -> int:
         """Gather, merge, publish; returns how many intents were published."""
@@ -156,11 +220,12 @@ class CoordinatorActor:
         return list(self.history.get(window, ()))[::-1][:limit]
 
     def stop(self) -> dict[str, Any]:
-        """Stop ticking and publish once more, so the latest state of every window goes out."""
+        """Stop ticking, publish once more (the latest state of every window goes out), and take
+        a final checkpoint so the ingest actors commit where they stopped."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
-        self.tick()
+        self.checkpoint(final=True)
         return self.stats()
 
     def stats(self) -> dict[str, Any]:
@@ -168,6 +233,13 @@ class CoordinatorActor:
             **self.counters,
             "open_windows": self.book.open_windows,
             "watermark": self.watermark.isoformat() if self.watermark else None,
+            "epoch": self.book.epoch,
+            "checkpoint_sequence": self.sequence,
+            "seconds_since_checkpoint": (
+                None if self.last_checkpoint is None else time.time() - self.last_checkpoint
+            ),
+            "last_checkpoint_seconds": getattr(self, "last_checkpoint_seconds", None),
+            "last_checkpoint_bytes": getattr(self, "last_checkpoint_bytes", None),
             "seconds_since_tick": None if self.last_tick is None else time.time() - self.last_tick,
             "error": self.error,
         }

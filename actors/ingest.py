@@ -1,13 +1,18 @@
-"""KafkaIngestActor: consume in batches, decode, fan out to window actors, commit when applied.
+"""KafkaIngestActor: consume in batches, decode, fan out to window actors.
 
-Commit order (the one place it is written down):
+Data path (the one place it is written down):
 1. consume up to ``batch_size`` messages;
-2. decode them with the core's batch decoder; dead-letter each reject with its reason;
+2. dead-letter what cannot become an event (oversized, undecodable, invalid, stamped too far in
+   the future), with headers naming the reason, source topic, partition and offset;
 3. route events by workflow_id hash and send every window actor one call for the batch (empty
    sub-batches too: they carry partition progress for the watermark);
-4. keep up to ``max_batches_in_flight`` batches outstanding (backpressure beyond that);
-5. when every window actor has applied a batch, and every earlier batch, commit its offsets.
-On a rebalance the revoked partitions' batches are drained and committed before they move.
+4. keep up to ``max_batches_in_flight`` batches outstanding (backpressure beyond that); send the
+   events a window actor found too late to the late-events topic;
+5. offsets are committed only at a checkpoint barrier: the coordinator pauses every ingest actor,
+   each drains its in-flight batches and reports its position; after the checkpoint is written
+   the coordinator resumes them and each commits exactly the checkpointed offsets.
+Replays (after a rebalance or a recovery) are harmless: window actors drop event ids they have
+already applied.
 """
 
 from __future__ import annotations
@@ -16,18 +21,33 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ray
+from ray.util import metrics
 
 from actors import kafka
 from actors.batches import SourceRange, WindowBatch
 from actors.routing import route
 from models.decode import decode_batch
+from models.events import CodegenEvent
 from models.settings import KafkaSettings, PipelineSettings
+from reducer.windows import hour_start
 
 log = logging.getLogger(__name__)
+PAUSE_TIMEOUT_S = 60.0
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class _InFlight:
+    refs: list[Any]
+    parts: list[list[CodegenEvent]]
+    messages: dict[int, Any]  # id(event) -> source message, to route late events
+    began: float
 
 
 @ray.remote
@@ -38,13 +58,16 @@ class KafkaIngestActor:
         kafka_settings: KafkaSettings,
         pipeline: PipelineSettings,
         window_actors: list[Any],
+        start_offsets: dict[TopicPartition, int] | None = None,
     ) -> None:
         self.index = index
         self.kafka = kafka_settings
         self.pipeline = pipeline
         self.windows = window_actors
-        self.inflight: deque[tuple[list[Any], dict[tuple[str, int], int]]] = deque()
-        self.assigned: list[tuple[str, int]] = []
+        self.start_offsets = dict(start_offsets or {})
+        self.inflight: deque[_InFlight] = deque()
+        self.assigned: list[TopicPartition] = []
+        self.position: dict[TopicPartition, int] = {}
         self.sequence = 0
         self.counters: Counter[str] = Counter()
         self.rejects_by_reason: Counter[str] = Counter()
@@ -52,15 +75,34 @@ class KafkaIngestActor:
         self.last_poll: float | None = None
         self.error: str | None = None
         self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._paused = threading.Event()
+        self._resume = threading.Event()
+        self._commit_on_resume: dict[TopicPartition, int] | None = None
         self._thread: threading.Thread | None = None
         self.consumer: Any = None
-        self.dead_letters: Any = None
+        self.producer: Any = None
+        # Exported to the Ray dashboard's metrics views.
+        self.metric_events = metrics.Counter(
+            "codegen_metrics_ingest_events", "Events decoded, by type", ("actor", "event_type")
+        )
+        self.metric_rejects = metrics.Counter(
+            "codegen_metrics_ingest_rejects", "Messages dead-lettered", ("actor",)
+        )
+        self.metric_batch_ms = metrics.Histogram(
+            "codegen_metrics_ingest_batch_latency_ms",
+            "From consume to every window actor having applied the batch",
+            [5, 20, 100, 500, 2000, 10000],
+            ("actor",),
+        )
+        for metric in (self.metric_events, self.metric_rejects, self.metric_batch_ms):
+            metric.set_default_tags({"actor": f"ingest-{index}"})
 
-    # -- lifecycle (called by the driver) ----------------------------------------------------
+    # -- lifecycle (called by the driver and the coordinator) ---------------------------------
 
     def start(self) -> bool:
         self.consumer = kafka.make_consumer(self.kafka)
-        self.dead_letters = kafka.make_producer(self.kafka)
+        self.producer = kafka.make_producer(self.kafka)
         self.consumer.subscribe(
             self.kafka.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -68,9 +110,32 @@ class KafkaIngestActor:
         self._thread.start()
         return True
 
+    def barrier(self) -> dict[TopicPartition, int]:
+        """Pause consuming, drain in-flight batches, return the position reached."""
+        self._resume.clear()
+        self._pause.set()
+        if not self._paused.wait(PAUSE_TIMEOUT_S):
+            self._pause.clear()
+            raise TimeoutError(f"ingest-{self.index} did not pause")
+        if self.error:
+            raise RuntimeError(f"ingest-{self.index} failed: {self.error}")
+        return dict(self.position)
+
+    def resume(self, commit: dict[TopicPartition, int] | None, final: bool = False) -> bool:
+        """Continue after a barrier; commit ``commit``'s offsets of our partitions first.
+        ``final``: stop after committing (clean shutdown)."""
+        self._commit_on_resume = commit
+        if final:
+            self._stop.set()
+        self._pause.clear()
+        self._resume.set()
+        return True
+
     def stop(self) -> dict[str, Any]:
-        """Stop consuming, drain in-flight batches, commit, leave the group."""
+        """Stop consuming, drain in-flight batches, leave the group. Commits happen only at
+        checkpoints: a clean shutdown stops through the coordinator's final checkpoint."""
         self._stop.set()
+        self._resume.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
         return self.stats()
@@ -85,6 +150,7 @@ class KafkaIngestActor:
             "assigned": [f"{t}[{p}]" for t, p in self.assigned],
             "seconds_since_poll": None if self.last_poll is None else time.time() - self.last_poll,
             "running": self._thread is not None and self._thread.is_alive(),
+            "paused": self._paused.is_set(),
             "error": self.error,
         }
 
@@ -93,6 +159,9 @@ class KafkaIngestActor:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if self._pause.is_set():
+                    self._hold()
+                    continue
                 messages = self.consumer.consume(self.pipeline.batch_size, timeout=0.25)
                 self.last_poll = time.time()
                 if messages:
@@ -103,114 +172,168 @@ class KafkaIngestActor:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("ingest-%d stopped", self.index)
         finally:
+            self._paused.set()  # never leave a barrier waiting on a dead loop
             try:
-                self.dead_letters.flush(10)
+                self.producer.flush(10)
                 self.consumer.close()
             except Exception:  # pragma: no cover - best effort on the way out
                 log.exception("ingest-%d close failed", self.index)
 
+    def _hold(self) -> None:
+        """At a barrier: drain, report paused, wait for resume, commit the checkpoint."""
+        self._drain()
+        self.producer.flush(10)
+        self._paused.set()
+        self._resume.wait(PAUSE_TIMEOUT_S)
+        self._paused.clear()
+        self._pause.clear()
+        commit, self._commit_on_resume = self._commit_on_resume, None
+        if commit:
+            mine = {tp: o for tp, o in commit.items() if tp in set(self.assigned)}
+            if mine:
+                kafka.commit_offsets(self.consumer, mine)
+                self.counters["commits"] += 1
+            self.start_offsets = {}  # committed offsets are now at least the checkpoint's
+
     def _dispatch(self, messages: list[Any]) -> None:
+        limit = self.pipeline.max_message_bytes
         values: list[bytes] = []
         origin: list[Any] = []
-        next_offsets: dict[tuple[str, int], int] = {}
-        ranges: dict[tuple[str, int], list[int]] = {}
+        ranges: dict[TopicPartition, list[int]] = {}
+        oversized: list[tuple[Any, str]] = []
         for message in messages:
             if message.error() is not None:
                 self.counters["consumer_errors"] += 1
                 continue
             key = (message.topic(), message.partition())
-            next_offsets[key] = message.offset() + 1
             ranges.setdefault(key, [message.offset(), message.offset()])[1] = message.offset()
-            values.append(message.value() or b"")
+            self.position[key] = message.offset() + 1
+            value = message.value() or b""
+            if len(value) > limit:
+                oversized.append((message, f"message of {len(value)} bytes exceeds {limit}"))
+                continue
+            values.append(value)
             origin.append(message)
-        if not origin:
+        self.counters["messages_in"] += len(values) + len(oversized)
+        for message, reason in oversized:
+            self._dead_letter(message, "oversized", reason)
+        if not ranges:
             return
         decoded = decode_batch(values)
-        self.counters["messages_in"] += len(values)
-        self.counters["events_in"] += len(decoded.events)
-        self.events_by_type.update(event.event_type for event in decoded.events)
-        if decoded.rejects:
-            self._dead_letter(decoded.rejects, origin)
-        max_time: dict[tuple[str, int], datetime] = {}
+        for reject in decoded.rejects:
+            self._dead_letter(origin[reject.index], reject.category, reject.reason)
+        horizon = datetime.now(UTC) + timedelta(seconds=self.pipeline.max_future_skew_seconds)
+        events: list[CodegenEvent] = []
+        by_event: dict[int, Any] = {}
+        max_time: dict[TopicPartition, datetime] = {}
         for event, index in zip(decoded.events, decoded.indices, strict=True):
             message = origin[index]
+            if event.timestamp > horizon:
+                reason = f"timestamp {event.timestamp.isoformat()} is beyond the allowed skew"
+                self._dead_letter(message, "future_timestamp", reason)
+                continue
+            events.append(event)
+            by_event[id(event)] = message
             key = (message.topic(), message.partition())
             if key not in max_time or event.timestamp > max_time[key]:
                 max_time[key] = event.timestamp
+        self._count(events)
         sources = [
             SourceRange(topic, partition, first, last, max_time.get((topic, partition)))
             for (topic, partition), (first, last) in ranges.items()
         ]
         self.sequence += 1
-        parts = route(decoded.events, len(self.windows))
+        parts = route(events, len(self.windows))
         refs = [
             window.apply.remote(
                 WindowBatch((self.index, self.sequence), part, sources, list(self.assigned))
             )
             for window, part in zip(self.windows, parts, strict=True)
         ]
-        self.inflight.append((refs, next_offsets))
+        self.inflight.append(_InFlight(refs, parts, by_event, time.monotonic()))
         self.counters["batches"] += 1
         while len(self.inflight) >= self.pipeline.max_batches_in_flight:
             self._reap(block=True)
 
-    def _dead_letter(self, rejects: list[Any], origin: list[Any]) -> None:
-        for reject in rejects:
-            message = origin[reject.index]
-            self.rejects_by_reason[reject.category] += 1
-            headers = [
-                ("reason", reject.reason.encode()),
-                ("category", reject.category.encode()),
-                ("source_topic", message.topic().encode()),
-                ("source_partition", str(message.partition()).encode()),
-                ("source_offset", str(message.offset()).encode()),
-            ]
-            self.dead_letters.produce(
-                self.kafka.dead_letter_topic,
-                value=message.value(),
-                key=message.key(),
-                headers=headers,
-            )
-        self.dead_letters.poll(0)
-        self.counters["events_rejected"] += len(rejects)
+    def _count(self, events: list[CodegenEvent]) -> None:
+        self.counters["events_in"] += len(events)
+        by_type = Counter(event.event_type for event in events)
+        self.events_by_type.update(by_type)
+        for event_type, n in by_type.items():
+            self.metric_events.inc(n, {"event_type": event_type})
+
+    def _dead_letter(self, message: Any, category: str, reason: str, topic: str = "") -> None:
+        """Route a message that will not be counted, with why; the dead-letter topic unless
+        ``topic`` says otherwise (late events have their own)."""
+        if topic:
+            self.counters["events_late"] += 1
+        else:
+            self.rejects_by_reason[category] += 1
+            self.counters["events_rejected"] += 1
+        headers = [
+            ("reason", reason.encode()),
+            ("category", category.encode()),
+            ("source_topic", message.topic().encode()),
+            ("source_partition", str(message.partition()).encode()),
+            ("source_offset", str(message.offset()).encode()),
+        ]
+        while True:
+            try:
+                self.producer.produce(
+                    topic or self.kafka.dead_letter_topic,
+                    value=message.value(),
+                    key=message.key(),
+                    headers=headers,
+                )
+                break
+            except BufferError:
+                self.producer.poll(0.1)
+        self.producer.poll(0)
+        if not topic:
+            self.metric_rejects.inc()
+
+    def _settle(self, batch: _InFlight) -> None:
+        results = ray.get(batch.refs)
+        for part, (late_positions, duplicates) in zip(batch.parts, results, strict=True):
+            self.counters["duplicates_dropped"] += duplicates
+            for position in late_positions:
+                event = part[position]
+                message = batch.messages[id(event)]
+                reason = f"hour {hour_start(event.timestamp).isoformat()} already closed"
+                self._dead_letter(message, "late", reason, topic=self.kafka.late_topic)
+        self.metric_batch_ms.observe((time.monotonic() - batch.began) * 1000)
 
     def _reap(self, block: bool) -> None:
-        """Commit the oldest batches every window actor has applied, in order."""
-        committable: dict[tuple[str, int], int] = {}
+        """Settle the oldest batches every window actor has applied, in order."""
         while self.inflight:
-            refs, offsets = self.inflight[0]
+            batch = self.inflight[0]
             if not block:
-                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-                if len(ready) < len(refs):
+                ready, _ = ray.wait(batch.refs, num_returns=len(batch.refs), timeout=0)
+                if len(ready) < len(batch.refs):
                     break
-            late = sum(ray.get(refs))
-            self.counters["events_late"] += late
+            self._settle(batch)
             self.inflight.popleft()
-            committable.update(offsets)
             block = False
-        if committable:
-            self._commit(committable, asynchronous=True)
 
     def _drain(self) -> None:
-        committable: dict[tuple[str, int], int] = {}
         while self.inflight:
-            refs, offsets = self.inflight.popleft()
-            self.counters["events_late"] += sum(ray.get(refs))
-            committable.update(offsets)
-        if committable:
-            self._commit(committable, asynchronous=False)
-
-    def _commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool) -> None:
-        kafka.commit_offsets(self.consumer, offsets, asynchronous)
-        self.counters["commits"] += 1
+            self._settle(self.inflight.popleft())
 
     # -- rebalances (run inside consume(), on the loop thread) ---------------------------------
 
-    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         self.assigned = sorted({*self.assigned, *((p.topic, p.partition) for p in partitions)})
         self.counters["rebalances"] += 1
+        if self.start_offsets:  # restoring: read from the checkpoint, not the group's commits
+            for tp in partitions:
+                offset = self.start_offsets.get((tp.topic, tp.partition))
+                if offset is not None:
+                    tp.offset = offset
+            consumer.assign(partitions)
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         self._drain()
         revoked = {(p.topic, p.partition) for p in partitions}
         self.assigned = [tp for tp in self.assigned if tp not in revoked]
+        for tp in revoked:
+            self.position.pop(tp, None)

@@ -117,9 +117,14 @@ class IntentExecutorActor:
         self.counters["dead_lettered"] += 1
 
     def stop(self, expected_intents: int = 0, timeout: float = 30.0) -> dict[str, Any]:
-        """Execute at least ``expected_intents`` in total (all the coordinator sent), then stop."""
+        """Execute at least ``expected_intents`` (what the coordinator sent), then keep going
+        until the intent topic has been quiet for a second, then stop."""
         deadline = time.time() + timeout
-        while time.time() < deadline and self.executed < expected_intents and self.error is None:
+        while (
+            time.time() < deadline
+            and self.error is None
+            and (self.executed < expected_intents or time.time() - self.last_message < 1.0)
+        ):
             time.sleep(0.05)
         self._stop.set()
         if self._thread is not None:

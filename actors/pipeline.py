@@ -1,18 +1,27 @@
-"""Start, observe and stop the actor graph: ingest-i -> window-j -> coordinator -> intent-executor.
+"""Start, watch, recover and stop the actor graph:
+ingest-i -> window-j -> coordinator -> intent-executor.
 
-Driver-side only. Stopping follows the data path so nothing in flight is lost: ingest actors
-drain and commit, the coordinator publishes once more, the intent executor empties the intent
-topic, then the actors are killed.
+Driver-side only. Start restores from the latest checkpoint when there is one. ``supervise()``
+(called periodically by the driver) restarts the whole graph from the latest checkpoint when a
+window, ingest or coordinator actor has died, and restarts a dead intent executor alone (it keeps
+no state: its offsets are committed only after publishing). Stopping follows the data path so
+nothing in flight is lost: the coordinator pauses ingestion, publishes once more and takes a final
+checkpoint (the ingest actors commit and stop), the intent executor empties the intent topic,
+then the actors are killed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from actors import kafka
+from actors.checkpoint import Checkpoint, CheckpointStore
 from actors.coordinator import CoordinatorActor
 from actors.ingest import KafkaIngestActor
 from actors.intents import IntentExecutorActor
@@ -20,49 +29,131 @@ from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, w
 from actors.window import WindowActor
 from models.settings import Settings
 
+log = logging.getLogger(__name__)
+
 #: CPU shares: small fractions so the whole graph fits a 2-core machine.
 CPU_INGEST = 0.25
 CPU_WINDOW = 0.25
 CPU_COORDINATOR = 0.1
 CPU_INTENTS = 0.1
+PING_TIMEOUT_S = 10.0
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    """Checkpoints belong to a consumer group: its offsets are what they record."""
+    return Path(settings.pipeline.checkpoint_dir) / settings.kafka.group_id
 
 
 class Pipeline:
     def __init__(self, settings: Settings, intent_producer_overrides: dict | None = None) -> None:
         self.settings = settings
         self.intent_producer_overrides = intent_producer_overrides or {}
+        self.store = CheckpointStore(checkpoint_dir(settings), settings.pipeline.checkpoints_kept)
         self.windows: list[Any] = []
         self.ingests: list[Any] = []
         self.coordinator: Any = None
         self.executor: Any = None
         self.started_at: float | None = None
+        self.restores = 0
 
     def start(self) -> Pipeline:
-        k, p, r = self.settings.kafka, self.settings.pipeline, self.settings.reducer
+        k = self.settings.kafka
         kafka.ensure_topics(
-            k, [*k.input_topics, k.intent_topic, k.target_topic, k.dead_letter_topic]
+            k,
+            [
+                *k.input_topics,
+                k.intent_topic,
+                k.target_topic,
+                k.dead_letter_topic,
+                k.late_topic,
+            ],
         )
+        self._start_executor()
+        self._start_graph(self.store.latest())
+        self.started_at = time.time()
+        return self
+
+    def _start_executor(self) -> None:
+        self.executor = IntentExecutorActor.options(
+            name=INTENT_EXECUTOR, namespace=NAMESPACE, num_cpus=CPU_INTENTS
+        ).remote(self.settings.kafka, self.intent_producer_overrides)
+        ray.get(self.executor.start.remote())
+
+    def _start_graph(self, restored: Checkpoint | None) -> None:
+        k, p, r = self.settings.kafka, self.settings.pipeline, self.settings.reducer
+        shares: list[list[bytes]] = [[] for _ in range(p.window_actors)]
+        if restored is not None:
+            # States are mergeable partials: any actor can hold any of them, so a checkpoint
+            # taken with a different number of window actors restores just as well.
+            for index, state in enumerate(restored.windows):
+                shares[index % p.window_actors].append(state)
+            log.info(
+                "restoring checkpoint %d (epoch %d, %d offsets)",
+                restored.sequence,
+                restored.epoch,
+                len(restored.offsets),
+            )
         self.windows = [
             WindowActor.options(
                 name=window_name(j), namespace=NAMESPACE, num_cpus=CPU_WINDOW
-            ).remote(j, r, p)
+            ).remote(j, r, p, shares[j])
             for j in range(p.window_actors)
         ]
-        self.coordinator = CoordinatorActor.options(
-            name=COORDINATOR, namespace=NAMESPACE, num_cpus=CPU_COORDINATOR
-        ).remote(k, p, r, self.windows)
-        self.executor = IntentExecutorActor.options(
-            name=INTENT_EXECUTOR, namespace=NAMESPACE, num_cpus=CPU_INTENTS
-        ).remote(k, self.intent_producer_overrides)
+        offsets = restored.offsets if restored is not None else None
         self.ingests = [
             KafkaIngestActor.options(
                 name=ingest_name(i), namespace=NAMESPACE, num_cpus=CPU_INGEST
-            ).remote(i, k, p, self.windows)
+            ).remote(i, k, p, self.windows, offsets)
             for i in range(p.ingest_actors)
         ]
-        ray.get([a.start.remote() for a in (self.executor, self.coordinator, *self.ingests)])
-        self.started_at = time.time()
-        return self
+        self.coordinator = CoordinatorActor.options(
+            name=COORDINATOR, namespace=NAMESPACE, num_cpus=CPU_COORDINATOR
+        ).remote(k, p, r, self.windows, self.ingests, str(self.store.directory), restored)
+        ray.get([a.start.remote() for a in (self.coordinator, *self.ingests)])
+
+    def _kill_graph(self) -> None:
+        for actor in (*self.ingests, self.coordinator, *self.windows):
+            if actor is not None:
+                with contextlib.suppress(Exception):  # already dead
+                    ray.kill(actor)
+        self.ingests, self.windows, self.coordinator = [], [], None
+
+    # -- watching ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _alive(actor: Any) -> bool:
+        try:
+            ray.get(actor.stats.remote(), timeout=PING_TIMEOUT_S)
+            return True
+        except Exception:
+            return False
+
+    def supervise(self) -> str | None:
+        """Recover from dead actors; returns what was done, or None when all is well."""
+        if self.coordinator is None:
+            return None
+        graph = [self.coordinator, *self.windows, *self.ingests]
+        if not all(self._alive(actor) for actor in graph):
+            self.restore()
+            return "restored the pipeline from the latest checkpoint"
+        if not self._alive(self.executor):
+            with contextlib.suppress(Exception):
+                ray.kill(self.executor)
+            self._start_executor()
+            return "restarted the intent executor"
+        return None
+
+    def restore(self) -> None:
+        """Kill the graph and rebuild it from the latest checkpoint (or from scratch)."""
+        self._kill_graph()
+        # A killed actor's name is released asynchronously; wait so the new ones can take it.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+            _exists(name) for name in (COORDINATOR, window_name(0), ingest_name(0))
+        ):
+            time.sleep(0.1)
+        self._start_graph(self.store.latest())
+        self.restores += 1
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -73,20 +164,27 @@ class Pipeline:
         }
 
     def stop_ingest(self, index: int) -> dict[str, Any]:
-        """Stop one ingest actor cleanly (drain, commit, leave the group)."""
+        """Stop one ingest actor cleanly (drain, leave the group)."""
         return ray.get(self.ingests[index].stop.remote())
 
     def stop(self) -> dict[str, Any]:
         final: dict[str, Any] = {}
-        if self.ingests:
-            final["ingest"] = ray.get([a.stop.remote() for a in self.ingests])
         if self.coordinator is not None:
             final["coordinator"] = ray.get(self.coordinator.stop.remote())
+        if self.ingests:
+            final["ingest"] = ray.get([a.stop.remote() for a in self.ingests])
         if self.executor is not None:
             sent = final.get("coordinator", {}).get("intents_published", 0)
             final["intent_executor"] = ray.get(self.executor.stop.remote(sent))
-        for actor in (*self.ingests, self.coordinator, self.executor, *self.windows):
-            if actor is not None:
-                ray.kill(actor)
-        self.ingests, self.windows, self.coordinator, self.executor = [], [], None, None
+            ray.kill(self.executor)
+            self.executor = None
+        self._kill_graph()
         return final
+
+
+def _exists(name: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=NAMESPACE)
+        return True
+    except ValueError:
+        return False

@@ -2,54 +2,119 @@
 
 from __future__ import annotations
 
+import json
 import time
+import zlib
 from datetime import datetime
 from typing import Any
 
 import ray
+from ray.util import metrics
 
 from actors.batches import WindowBatch
 from models.settings import PipelineSettings, ReducerSettings
+from reducer.dedup import DedupFilter
 from reducer.panes import PaneStore, WindowKey
 from reducer.watermark import WatermarkTracker
 
 
 @ray.remote
 class WindowActor:
-    """Calls run one at a time, in the order each caller sent them, so a collect sees exactly
-    the batches applied before it."""
+    """Calls run one at a time, in the order each caller sent them, so a collect or a checkpoint
+    sees exactly the batches applied before it."""
 
-    def __init__(self, index: int, reducer: ReducerSettings, pipeline: PipelineSettings) -> None:
+    def __init__(
+        self,
+        index: int,
+        reducer: ReducerSettings,
+        pipeline: PipelineSettings,
+        restore: list[bytes] | None = None,
+    ) -> None:
         self.index = index
         self.store = PaneStore(reducer, pipeline.windows)
         self.tracker = WatermarkTracker(
             pipeline.allowed_lateness_seconds, pipeline.idle_partition_timeout_seconds
         )
+        self.dedup = DedupFilter(pipeline.dedup_horizon_seconds)
         self.events_applied = 0
         self.batches_applied = 0
         self.last_batch_at: float | None = None
+        for snapshot in restore or ():
+            self._load(snapshot)
+        # Exported to the Ray dashboard's metrics views (and Prometheus via Ray's exporter).
+        self.metric_events = metrics.Counter(
+            "codegen_metrics_window_events_applied", "Events folded into panes", ("actor",)
+        )
+        self.metric_apply_ms = metrics.Histogram(
+            "codegen_metrics_window_apply_ms",
+            "Time to fold one batch",
+            [1, 5, 20, 100, 500],
+            ("actor",),
+        )
+        self.metric_lag = metrics.Gauge(
+            "codegen_metrics_window_lag_seconds",
+            "Wall clock minus this actor's watermark",
+            ("actor",),
+        )
+        for metric in (self.metric_events, self.metric_apply_ms, self.metric_lag):
+            metric.set_default_tags({"actor": f"window-{index}"})
 
-    def apply(self, batch: WindowBatch) -> int:
-        """Fold one batch in; returns how many of its events were late (not applied)."""
+    def apply(self, batch: WindowBatch) -> tuple[list[int], int]:
+        """Fold one batch in. Returns the positions (in ``batch.events``) of events that were too
+        late to apply, and how many duplicates were dropped."""
         now = time.time()
-        late = self.store.apply(batch.events, self.tracker.watermark(now))
+        fresh = self.dedup.admit(batch.events)
+        duplicates = len(batch.events) - len(fresh)
+        late = self.store.apply(fresh, self.tracker.watermark(now))
         self.tracker.assign(batch.assigned, now)
         for source in batch.sources:
             self.tracker.observe((source.topic, source.partition), source.max_event_time, now)
-        self.events_applied += len(batch.events) - len(late)
+        applied = len(fresh) - len(late)
+        self.events_applied += applied
         self.batches_applied += 1
         self.last_batch_at = now
-        return len(late)
+        if applied:
+            self.metric_events.inc(applied)
+        self.metric_apply_ms.observe((time.time() - now) * 1000)
+        if not late:
+            return [], duplicates
+        late_ids = {id(e) for e in late}
+        return [i for i, e in enumerate(batch.events) if id(e) in late_ids], duplicates
 
     def collect(self) -> tuple[dict[WindowKey, bytes], datetime | None]:
         """Partials of windows changed since the last collect, and this actor's watermark."""
-        return self.store.take_dirty(), self.tracker.watermark(time.time())
+        now = time.time()
+        watermark = self.tracker.watermark(now)
+        if watermark is not None:
+            self.metric_lag.set(now - watermark.timestamp())
+            self.dedup.forget_before(watermark)
+        return self.store.take_dirty(), watermark
 
     def release(self, horizon: datetime) -> None:
         self.store.release(horizon)
 
     def snapshot(self, key: WindowKey) -> bytes:
         return self.store.partial(key).to_bytes()
+
+    def checkpoint(self) -> bytes:
+        """Everything this actor holds, for a consistent checkpoint (see actors/checkpoint.py)."""
+        body = {
+            "store": self.store.to_obj(),
+            "tracker": self.tracker.to_obj(),
+            "dedup": self.dedup.to_obj(),
+            "events_applied": self.events_applied,
+        }
+        return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1)
+
+    def _load(self, snapshot: bytes) -> None:
+        body = json.loads(zlib.decompress(snapshot))
+        self.store.load(body["store"])
+        self.tracker.load(body["tracker"], time.time())
+        restored = DedupFilter.from_obj(body["dedup"], self.dedup.horizon.total_seconds())
+        for hour, ids in restored.hours.items():
+            self.dedup.hours.setdefault(hour, set()).update(ids)
+        self.dedup.dropped += restored.dropped
+        self.events_applied += int(body["events_applied"])
 
     def stats(self) -> dict[str, Any]:
         watermark = self.tracker.watermark(time.time())
@@ -58,6 +123,8 @@ class WindowActor:
             "events_applied": self.events_applied,
             "batches_applied": self.batches_applied,
             "late_events": self.store.late_events,
+            "duplicates_dropped": self.dedup.dropped,
+            "dedup_ids_tracked": self.dedup.tracked,
             "open_panes": len(self.store.panes),
             "open_rollups": len(self.store.rollups),
             "watermark": watermark.isoformat() if watermark else None,

@@ -99,6 +99,10 @@ class KafkaSettings(BaseModel):
         return self.topic("codegen.metrics_recorded.v1")
 
     @property
+    def late_topic(self) -> str:
+        return self.topic("codegen.metrics_reducer.late_events.v1")
+
+    @property
     def dead_letter_topic(self) -> str:
         return self.topic("codegen.metrics_reducer.dead_letter.v1")
 
@@ -143,6 +147,16 @@ class PipelineSettings(BaseModel):
     )
     history_size: Annotated[int, Field(ge=1, le=10_000)] = 200
     """Closed windows kept per window type for /history (rebuilt from the metrics topic)."""
+    dedup_horizon_seconds: Annotated[float, Field(ge=0)] = 3600.0
+    """Event-time span within which a repeated event_id is dropped as a duplicate."""
+    max_future_skew_seconds: Annotated[float, Field(ge=0)] = 300.0
+    """Events stamped further than this in the future are bad input, not new windows."""
+    max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    """Larger messages are dead-lettered unread."""
+    checkpoint_interval_seconds: Annotated[float, Field(gt=0)] = 30.0
+    checkpoint_dir: str = "checkpoints"
+    """Where consistent checkpoints go (put it on the head node / shared storage)."""
+    checkpoints_kept: Annotated[int, Field(ge=1)] = 3
     publish_max_attempts: Annotated[int, Field(ge=1)] = 3
     publish_backoff_seconds: Annotated[float, Field(ge=0)] = 0.5
     publish_backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0

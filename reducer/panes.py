@@ -9,6 +9,7 @@ been published as final.
 
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -89,3 +90,37 @@ class PaneStore:
                 rollup.merge_in(pane)
         for key in [k for k in self.rollups if window_bounds(k[1], k[0])[1] <= horizon]:
             del self.rollups[key]
+
+    def to_obj(self) -> dict:
+        """Everything a checkpoint needs to rebuild this store."""
+        return {
+            "panes": {h.isoformat(): _b64(p.to_bytes()) for h, p in self.panes.items()},
+            "rollups": [
+                [w.value, s.isoformat(), _b64(r.to_bytes())] for (w, s), r in self.rollups.items()
+            ],
+            "late_events": self.late_events,
+        }
+
+    def load(self, obj: dict) -> PaneStore:
+        """Merge a checkpointed store into this one (stores of several actors may be combined)."""
+        for hour, data in obj["panes"].items():
+            state = AggregationState.from_bytes(base64.b64decode(data))
+            start = datetime.fromisoformat(hour)
+            if start in self.panes:
+                self.panes[start].merge_in(state)
+            else:
+                self.panes[start] = state
+            self.dirty.update(self.keys_of_hour(start))
+        for window, start, data in obj["rollups"]:
+            key = (EnumMetricsWindow(window), datetime.fromisoformat(start))
+            state = AggregationState.from_bytes(base64.b64decode(data))
+            if key in self.rollups:
+                self.rollups[key].merge_in(state)
+            else:
+                self.rollups[key] = state
+        self.late_events += int(obj["late_events"])
+        return self
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

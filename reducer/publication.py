@@ -15,7 +15,9 @@ from models.metrics import ModelMetricsState
 from models.settings import ReducerSettings
 from reducer.panes import WindowKey
 from reducer.state import AggregationState
-from reducer.windows import window_bounds, window_id
+from reducer.windows import parse_window_id, window_bounds, window_id
+
+REVISIONS_PER_EPOCH = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class PublicationBook:
     and the next tick plans them again."""
 
     settings: ReducerSettings
+    epoch: int = 0
+    """Restores so far. Published revisions are ``epoch * REVISIONS_PER_EPOCH + n``, so a
+    recovered coordinator's republished updates always rank above anything published before."""
     partials: dict[WindowKey, dict[int, bytes]] = field(default_factory=dict)
     revisions: dict[WindowKey, int] = field(default_factory=dict)
     pending: set[WindowKey] = field(default_factory=set)
@@ -64,7 +69,7 @@ class PublicationBook:
                 continue
             window, start = key
             metrics = state.to_metrics(window, *window_bounds(start, window))
-            revision = self.revisions.get(key, 0) + 1
+            revision = self.epoch * REVISIONS_PER_EPOCH + self.revisions.get(key, 0) + 1
             updates.append(
                 WindowUpdate(key, window_id(window, start), metrics, revision, key in closing)
             )
@@ -79,8 +84,16 @@ class PublicationBook:
                 self.revisions.pop(update.key, None)
                 self.finalized += 1
             else:
-                self.revisions[update.key] = update.revision
+                self.revisions[update.key] = update.revision % REVISIONS_PER_EPOCH
 
     @property
     def open_windows(self) -> int:
         return len(self.partials)
+
+    def revisions_by_id(self) -> dict[str, int]:
+        return {window_id(w, s): n for (w, s), n in self.revisions.items()}
+
+    def restore(self, revisions: dict[str, int], epoch: int) -> PublicationBook:
+        self.epoch = epoch
+        self.revisions = {parse_window_id(k): n for k, n in revisions.items()}
+        return self

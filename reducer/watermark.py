@@ -64,3 +64,28 @@ class WatermarkTracker:
         if candidate is not None and (self._current is None or candidate > self._current):
             self._current = candidate
         return self._current
+
+    def to_obj(self) -> dict:
+        return {
+            "partitions": [
+                [topic, partition, p.max_event_time.isoformat() if p.max_event_time else None]
+                for (topic, partition), p in self.partitions.items()
+            ],
+            "current": self._current.isoformat() if self._current else None,
+        }
+
+    def load(self, obj: dict, now: float) -> WatermarkTracker:
+        """Restore progress; every partition counts as active from ``now``."""
+        for topic, partition, max_time in obj["partitions"]:
+            observed = datetime.fromisoformat(max_time) if max_time else None
+            key = (topic, int(partition))
+            current = self.partitions.get(key)
+            if current is None or (
+                observed and (not current.max_event_time or observed > current.max_event_time)
+            ):
+                self.partitions[key] = _Progress(observed, now)
+        if obj["current"]:
+            restored = datetime.fromisoformat(obj["current"])
+            if self._current is None or restored < self._current:
+                self._current = restored
+        return self

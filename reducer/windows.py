@@ -37,5 +37,13 @@ def window_id(window: EnumMetricsWindow, start: datetime) -> str:
     return f"{window.value}:{start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
+def parse_window_id(value: str) -> tuple[EnumMetricsWindow, datetime]:
+    """Inverse of window_id."""
+    window, _, start = value.partition(":")
+    return EnumMetricsWindow(window), datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC
+    )
+
+
 def hour_start(timestamp: datetime) -> datetime:
     return window_bounds(timestamp, EnumMetricsWindow.HOURLY)[0]

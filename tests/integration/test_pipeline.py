@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from datetime import UTC, datetime
 
@@ -39,6 +40,7 @@ def expected_windows(events: list[dict], window: EnumMetricsWindow) -> dict[str,
 
 def settings_for(kafka_settings: KafkaSettings, **pipeline: object) -> Settings:
     defaults = {
+        "checkpoint_dir": tempfile.mkdtemp(prefix="ckpt"),
         "tick_seconds": 0.5,
         "allowed_lateness_seconds": 0,
         "idle_partition_timeout_seconds": 2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -60,6 +61,7 @@ def live(ray_session: None, broker: str) -> Iterator[dict]:
             tick_seconds=0.5,
             allowed_lateness_seconds=0,
             idle_partition_timeout_seconds=2,
+            checkpoint_dir=tempfile.mkdtemp(prefix="ckpt"),
         ),
         serve=ServeSettings(port=free_port(), token=TOKEN, node_id="test-node"),
     )
