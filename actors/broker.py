@@ -96,6 +96,10 @@ class EmbeddedBroker:
         return self._port
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def bootstrap_servers(self) -> str:
         return f"{HOST}:{self.port}"
 

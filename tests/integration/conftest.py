@@ -34,10 +34,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """Bootstrap servers of an embedded Tansu broker on a free 127.0.0.1 port."""
+def embedded_broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker() as embedded:
-        yield embedded.bootstrap_servers
+        yield embedded
+
+
+@pytest.fixture(scope="session")
+def broker(embedded_broker: EmbeddedBroker) -> str:
+    """Bootstrap servers of an embedded Tansu broker on a free 127.0.0.1 port."""
+    return embedded_broker.bootstrap_servers
+
+
+@pytest.fixture
+def broker_process(embedded_broker: EmbeddedBroker) -> int:
+    """PID of the broker, for fault injection (SIGSTOP/SIGCONT)."""
+    assert embedded_broker.pid is not None
+    return embedded_broker.pid
 
 
 @pytest.fixture

@@ -1,0 +1,168 @@
+"""Fault injection: kill actors, restart the job, rebalance, pause the broker; then check the final
+metrics still equal MetricsAggregator over the unique valid events (nothing lost, nothing twice)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+import ray
+
+from actors import kafka
+from actors.fleet import produce_events
+from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
+from actors.pipeline import Pipeline
+from models.settings import KafkaSettings
+from tests.integration.test_pipeline import body, expected_windows, fleet, settings_for
+
+FAST = {"checkpoint_interval_seconds": 1.0, "idle_partition_timeout_seconds": 4}
+
+
+def latest_finals(settings: KafkaSettings, expected: int, timeout: float) -> dict[str, dict]:
+    """Highest-revision final payload per window id (a recovery may republish a final)."""
+    deadline = time.monotonic() + timeout
+    finals: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        for message in kafka.consume_all(settings, settings.target_topic, None, timeout=1.0):
+            payload = json.loads(message.value())
+            key = payload["window_id"]
+            if payload["is_final"] and payload["revision"] >= finals.get(key, {}).get(
+                "revision", -1
+            ):
+                finals[key] = payload
+        if len(finals) >= expected:
+            break
+    return finals
+
+
+def drive(pipeline: Pipeline, until: Callable[[], bool], timeout: float = 90) -> list[str]:
+    """Play the driver: supervise until ``until()`` holds; returns the recoveries performed."""
+    actions: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        action = pipeline.supervise()
+        if action:
+            actions.append(action)
+        try:
+            if until():
+                return actions
+        except Exception:  # an actor died between supervise() and until()
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; recoveries: {actions}")
+
+
+def checkpoints(pipeline: Pipeline) -> int:
+    return pipeline.stats()["coordinator"].get("checkpoints", 0)
+
+
+def applied(pipeline: Pipeline) -> int:
+    return sum(w["events_applied"] for w in pipeline.stats()["windows"])
+
+
+def kill(name: str) -> None:
+    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+
+
+def run_with_fault(
+    kafka_settings: KafkaSettings, inject: Callable[[Pipeline], Pipeline | None], seed: int
+) -> tuple[dict[str, dict], dict[str, dict], list[str]]:
+    events = fleet(200, seed=seed)
+    first, second = events[:900], events[900:]
+    settings = settings_for(kafka_settings, **FAST)
+    pipeline = Pipeline(settings).start()
+    try:
+        produce_events(kafka_settings, first)
+        drive(pipeline, lambda: applied(pipeline) >= len(first) and checkpoints(pipeline) >= 1)
+        produce_events(kafka_settings, second)
+        replaced = inject(pipeline)
+        if replaced is not None:
+            pipeline = replaced
+        actions = drive(pipeline, lambda: pipeline.stats()["coordinator"].get("checkpoints", 0) > 0)
+        expected: dict[str, dict] = {}
+        for window in settings.pipeline.windows:
+            expected.update(expected_windows(events, window))
+        drive(pipeline, lambda: pipeline.stats()["coordinator"].get("finals_published", 0) > 0)
+        finals = latest_finals(kafka_settings, len(expected), timeout=90)
+    finally:
+        pipeline.stop()
+    return finals, expected, actions
+
+
+def assert_exact(finals: dict[str, dict], expected: dict[str, dict]) -> None:
+    assert set(finals) == set(expected)
+    for key, payload in finals.items():
+        assert body(payload) == expected[key], key
+
+
+@pytest.mark.parametrize(
+    "victim", [window_name(0), ingest_name(0), COORDINATOR], ids=["window", "ingest", "coordinator"]
+)
+def test_killing_a_stateful_actor_mid_stream_restores_from_the_checkpoint_exactly(
+    ray_session: None, kafka_settings: KafkaSettings, victim: str
+) -> None:
+    finals, expected, actions = run_with_fault(
+        kafka_settings, lambda _pipeline: kill(victim), seed=21
+    )
+    assert "restored the pipeline from the latest checkpoint" in actions
+    assert_exact(finals, expected)
+
+
+def test_killing_the_intent_executor_restarts_it_and_loses_no_update(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    finals, expected, actions = run_with_fault(
+        kafka_settings, lambda _pipeline: kill(INTENT_EXECUTOR), seed=22
+    )
+    assert "restarted the intent executor" in actions
+    assert_exact(finals, expected)
+
+
+def test_restarting_the_whole_job_resumes_from_the_checkpoint(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    def crash_and_restart(pipeline: Pipeline) -> Pipeline:
+        # No clean stop: every actor dies at once, as when the driver process is killed.
+        pipeline._kill_graph()
+        ray.kill(pipeline.executor, no_restart=True)
+        time.sleep(1)
+        return Pipeline(pipeline.settings).start()
+
+    finals, expected, _ = run_with_fault(kafka_settings, crash_and_restart, seed=23)
+    assert_exact(finals, expected)
+
+
+def test_a_consumer_group_rebalance_while_batches_are_in_flight_loses_and_doubles_nothing(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    def intruder(_pipeline: Pipeline) -> None:
+        # Another member joins the group, takes partitions (and fetches from them) then leaves:
+        # two rebalances while the pipeline has batches in flight.
+        consumer = kafka.make_consumer(kafka_settings)
+        consumer.subscribe(kafka_settings.input_topics)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not consumer.assignment():
+            consumer.poll(0.2)
+        consumer.poll(0.5)
+        consumer.close()
+
+    finals, expected, _ = run_with_fault(kafka_settings, intruder, seed=24)
+    assert_exact(finals, expected)
+
+
+def test_the_broker_unavailable_for_a_few_seconds_loses_nothing(
+    ray_session: None, kafka_settings: KafkaSettings, broker_process: int
+) -> None:
+    def pause_broker(_pipeline: Pipeline) -> None:
+        os.kill(broker_process, signal.SIGSTOP)
+        try:
+            time.sleep(4)
+        finally:
+            os.kill(broker_process, signal.SIGCONT)
+
+    finals, expected, _ = run_with_fault(kafka_settings, pause_broker, seed=25)
+    assert_exact(finals, expected)
