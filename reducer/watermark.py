@@ -4,9 +4,13 @@ Pure: the caller passes ``now`` (wall-clock seconds), so tests move time without
 
 Each source partition's progress is the largest event time seen on it. The pipeline watermark is
 the minimum over active partitions minus the allowed lateness, so a partition (or topic) read ahead
-of the others never makes their events late. A partition that has produced nothing for
-``idle_timeout_s`` stops holding the watermark back; when every partition is idle the watermark
-follows the wall clock (minus lateness), so quiet windows still close. It never goes backwards.
+of the others never makes their events late. Rules, with ``idle_timeout_s``:
+- a partition with no valid event for that long stops holding the watermark back (a partition
+  assigned but not yet read holds it back that long, so its backlog is not late);
+- when no partition has delivered any message (valid or not) for that long, the watermark
+  follows the wall clock minus lateness, so quiet windows still close; a flood of bad messages
+  is not quiet, so it never makes a backlog behind it late;
+- it never goes backwards.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ PartitionKey = tuple[str, int]
 class _Progress:
     max_event_time: datetime | None
     last_active: float
+    """Last valid event (or the assignment, before any)."""
+    last_message: float
+    """Last message of any kind."""
 
 
 @dataclass
@@ -33,15 +40,13 @@ class WatermarkTracker:
     def assign(self, partitions: list[PartitionKey], now: float) -> None:
         """Partitions now being read; a new one holds the watermark back until data or idle."""
         for key in partitions:
-            self.partitions.setdefault(key, _Progress(None, now))
+            self.partitions.setdefault(key, _Progress(None, now, now))
 
     def observe(self, key: PartitionKey, max_event_time: datetime | None, now: float) -> None:
-        """A batch from ``key`` whose latest event time is ``max_event_time``.
-
-        None (the batch held no valid event) is not activity: a partition carrying only bad
-        messages must not hold the watermark back forever.
-        """
-        progress = self.partitions.setdefault(key, _Progress(None, now))
+        """A batch from ``key`` whose latest event time is ``max_event_time`` (None: the batch
+        held no valid event, which keeps the partition busy but does not hold the watermark)."""
+        progress = self.partitions.setdefault(key, _Progress(None, now, now))
+        progress.last_message = now
         if max_event_time is None:
             return
         progress.last_active = now
@@ -51,13 +56,15 @@ class WatermarkTracker:
     def watermark(self, now: float) -> datetime | None:
         """Event time before which no more on-time events are expected; None before any data."""
         lateness = timedelta(seconds=self.allowed_lateness_s)
-        active = [p for p in self.partitions.values() if now - p.last_active < self.idle_timeout_s]
-        if active:
-            if any(p.max_event_time is None for p in active):
-                candidate = None
-            else:
-                candidate = min(p.max_event_time for p in active) - lateness
-        elif self.partitions:
+        idle = self.idle_timeout_s
+        active = [p for p in self.partitions.values() if now - p.last_active < idle]
+        if any(p.max_event_time is None for p in active):
+            candidate = None  # a partition not read yet: its backlog must not become late
+        elif active:
+            candidate = min(p.max_event_time for p in active) - lateness
+        elif self.partitions and all(
+            now - p.last_message >= idle for p in self.partitions.values()
+        ):
             candidate = datetime.fromtimestamp(now, UTC) - lateness
         else:
             candidate = None
@@ -83,7 +90,7 @@ class WatermarkTracker:
             if current is None or (
                 observed and (not current.max_event_time or observed > current.max_event_time)
             ):
-                self.partitions[key] = _Progress(observed, now)
+                self.partitions[key] = _Progress(observed, now, now)
         if obj["current"]:
             restored = datetime.fromisoformat(obj["current"])
             if self._current is None or restored < self._current:

@@ -222,3 +222,15 @@ def test_the_watermark_never_goes_backwards_over_an_arbitrary_sequence() -> None
 
     assert seen
     assert seen == sorted(seen)
+
+
+def test_a_flood_of_bad_messages_is_not_quiet_so_the_watermark_does_not_follow_the_wall_clock() -> (
+    None
+):
+    marks = tracker()
+    marks.assign([STARTED, COMPLETED], NOW)
+    for step in range(1, 10):  # only undecodable messages, for longer than the idle timeout
+        marks.observe(STARTED, None, NOW + step * IDLE)
+    assert marks.watermark(NOW + 9 * IDLE) is None
+    marks.observe(STARTED, at(100), NOW + 10 * IDLE)  # then a backlog of real events
+    assert marks.watermark(NOW + 10 * IDLE) == minus_lateness(at(100))

@@ -1,0 +1,130 @@
+"""Hostile input, duplicates, late and future events against the real pipeline."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from actors import kafka
+from actors.fleet import produce_events
+from actors.pipeline import Pipeline
+from cli.simulator import simulate_fleet
+from models.settings import KafkaSettings
+from tests.hostile import hostile_stream
+from tests.integration.test_faults import applied, drive, latest_finals
+from tests.integration.test_pipeline import body, expected_windows, fleet, settings_for
+
+MAX_BYTES = 4096
+
+
+def test_a_flood_of_hostile_messages_is_dead_lettered_and_every_valid_event_counted_exactly(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    valid = fleet(300, seed=31)
+    hostile = list(hostile_stream(valid, 100_000, seed=31, max_bytes=MAX_BYTES))
+    rng = random.Random(31)
+    duplicates = rng.sample(valid, 200)  # producer retries: same event_id, counted once
+    settings = settings_for(
+        kafka_settings, max_message_bytes=MAX_BYTES, batch_size=1000, window_actors=2
+    )
+    pipeline = Pipeline(settings).start()
+    try:
+        producer = kafka.make_producer(kafka_settings)
+        topic = kafka_settings.input_topics[0]
+        kafka.produce_batch(producer, topic, [(None, m) for _, m in hostile[:50_000]])
+        produce_events(kafka_settings, valid + duplicates)
+        kafka.produce_batch(producer, topic, [(None, m) for _, m in hostile[50_000:]])
+        total = len(valid) + len(duplicates) + len(hostile)
+
+        def consumed() -> bool:
+            stats = pipeline.stats()
+            return sum(i.get("messages_in", 0) for i in stats["ingest"]) >= total and applied(
+                pipeline
+            ) >= len(valid)
+
+        actions = drive(pipeline, consumed, timeout=240)
+        stats = pipeline.stats()
+        expected = {}
+        for window in settings.pipeline.windows:
+            expected.update(expected_windows(valid, window))
+        finals = latest_finals(kafka_settings, len(expected), timeout=90)
+        letters = kafka.consume_all(
+            kafka_settings, kafka_settings.dead_letter_topic, len(hostile), timeout=60
+        )
+    finally:
+        pipeline.stop()
+    assert actions == []  # no actor died
+    assert all(i["error"] is None for i in stats["ingest"])
+    rejected = sum(i.get("events_rejected", 0) for i in stats["ingest"])
+    assert rejected == len(hostile)
+    assert len(letters) == len(hostile)
+    categories = Counter(dict(m.headers())["category"].decode() for m in letters)
+    assert {"invalid_json", "not_an_object", "unknown_event_type", "missing_field"} <= set(
+        categories
+    )
+    assert {"oversized", "invalid_utf8", "future_timestamp", "non_finite_number"} <= set(
+        categories
+    ), categories
+    for message in letters[:200]:
+        headers = dict(message.headers())
+        assert headers["reason"] and headers["source_topic"].decode() == topic
+        assert int(headers["source_offset"]) >= 0
+    assert sum(w["duplicates_dropped"] for w in stats["windows"]) == len(duplicates)
+    assert set(finals) == set(expected)
+    for key, payload in finals.items():
+        assert body(payload) == expected[key], key
+
+
+def test_late_events_go_to_the_late_topic_with_the_reason_and_leave_finals_untouched(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    events = fleet(120, seed=32)
+    settings = settings_for(kafka_settings)
+    pipeline = Pipeline(settings).start()
+    try:
+        produce_events(kafka_settings, events)
+        expected = {}
+        for window in settings.pipeline.windows:
+            expected.update(expected_windows(events, window))
+        finals = latest_finals(kafka_settings, len(expected), timeout=90)
+        # The same windows, long closed, receive new (not duplicate) events.
+        stragglers = list(simulate_fleet(5, 99, start=datetime(2026, 9, 30, 23, 0, tzinfo=UTC)))
+        produce_events(kafka_settings, stragglers)
+        late = kafka.consume_all(
+            kafka_settings, kafka_settings.late_topic, len(stragglers), timeout=60
+        )
+        time.sleep(2)
+        stats = pipeline.stats()
+        after = latest_finals(kafka_settings, len(expected), timeout=5)
+    finally:
+        pipeline.stop()
+    assert len(late) == len(stragglers)
+    assert all(b"already closed" in dict(m.headers())["reason"] for m in late)
+    assert sum(i.get("events_late", 0) for i in stats["ingest"]) == len(stragglers)
+    assert sum(w["late_events"] for w in stats["windows"]) == len(stragglers)
+    assert {k: body(v) for k, v in after.items()} == {k: body(v) for k, v in finals.items()}
+    for key, payload in finals.items():
+        assert body(payload) == expected[key], key
+
+
+def test_events_from_the_far_future_are_dead_lettered_not_opening_windows(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    future = datetime.now(UTC) + timedelta(hours=2)
+    events = list(simulate_fleet(3, 7, start=future))
+    pipeline = Pipeline(settings_for(kafka_settings)).start()
+    try:
+        produce_events(kafka_settings, events)
+        letters = kafka.consume_all(
+            kafka_settings, kafka_settings.dead_letter_topic, len(events), timeout=60
+        )
+        stats = pipeline.stats()
+    finally:
+        pipeline.stop()
+    assert len(letters) == len(events)
+    assert {dict(m.headers())["category"] for m in letters} == {b"future_timestamp"}
+    assert sum(w["open_panes"] for w in stats["windows"]) == 0
+    assert {json.loads(m.value())["event_id"] for m in letters} == {e["event_id"] for e in events}
