@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,15 @@ import ray
 from ray.util import metrics
 
 from actors.batches import WindowBatch
+from models.metrics import EnumMetricsWindow
 from models.settings import PipelineSettings, ReducerSettings
 from reducer.dedup import DedupFilter
 from reducer.panes import PaneStore, WindowKey
 from reducer.watermark import WatermarkTracker
+from reducer.windows import hour_start, window_id
+
+HOUR = EnumMetricsWindow.HOURLY
+LATE_WINDOWS_KEPT = 1000
 
 
 @ray.remote
@@ -37,6 +43,8 @@ class WindowActor:
         )
         self.dedup = DedupFilter(pipeline.dedup_horizon_seconds)
         self.events_applied = 0
+        self.late_by_window: Counter[str] = Counter()
+        """Too-late events per hourly window id (the most recent LATE_WINDOWS_KEPT windows)."""
         self.batches_applied = 0
         self.last_batch_at: float | None = None
         for snapshot in restore or ():
@@ -78,6 +86,11 @@ class WindowActor:
         self.metric_apply_ms.observe((time.time() - now) * 1000)
         if not late:
             return [], duplicates
+        for event in late:
+            self.late_by_window[window_id(HOUR, hour_start(event.timestamp))] += 1
+        if len(self.late_by_window) > LATE_WINDOWS_KEPT:
+            for key in sorted(self.late_by_window)[: len(self.late_by_window) - LATE_WINDOWS_KEPT]:
+                del self.late_by_window[key]
         late_ids = {id(e) for e in late}
         return [i for i, e in enumerate(batch.events) if id(e) in late_ids], duplicates
 
@@ -123,6 +136,7 @@ class WindowActor:
             "events_applied": self.events_applied,
             "batches_applied": self.batches_applied,
             "late_events": self.store.late_events,
+            "late_by_window": dict(self.late_by_window),
             "duplicates_dropped": self.dedup.dropped,
             "dedup_ids_tracked": self.dedup.tracked,
             "open_panes": len(self.store.panes),

@@ -87,6 +87,9 @@ class MetricsBody(BaseModel):
     events_processed: int = 0
     events_by_type: dict[str, int] = Field(default_factory=dict)
     events_invalid: int = 0
+    late_events: int = 0
+    """Events applied after the watermark had passed their time (within the allowed lateness);
+    later ones are not in any window: they go to the late-events topic."""
 
 
 class ModelMetricsState(MetricsBody):
@@ -115,7 +118,6 @@ class ModelEventMetricsRecorded(MetricsBody):
     revision: int = 0
     is_final: bool = False
     watermark: UtcDatetime | None = None
-    late_events: int = 0
 
     @classmethod
     def from_state(cls, state: ModelMetricsState, **envelope: Any) -> ModelEventMetricsRecorded:

@@ -39,6 +39,7 @@ def encode_state(state: AggregationState) -> bytes:
         "settings": state.settings.model_dump(mode="json"),
         "by_type": state.events_by_type,
         "invalid": state.events_invalid,
+        "late": state.late_arrivals,
         "means": {name: getattr(state, name).to_obj() for name in _MEANS},
         "quantiles": state.duration_quantiles.to_obj(),
         "tokens": state.tokens,
@@ -77,6 +78,7 @@ def _build(cls: type[AggregationState], body: dict) -> AggregationState:
     cap, alpha = settings.exact_percentile_cap, settings.sketch_relative_accuracy
     state.events_by_type = [int(n) for n in body["by_type"]]
     state.events_invalid = int(body["invalid"])
+    state.late_arrivals = int(body.get("late", 0))
     for name in _MEANS:
         setattr(state, name, ExactMean.from_obj(body["means"][name]))
     state.duration_quantiles = QuantileStore.from_obj(body["quantiles"], cap, alpha)

@@ -50,6 +50,8 @@ class PaneStore:
             if pane is None:
                 pane = self.panes[hour] = AggregationState(self.settings)
             pane.add_batch(group)
+            if watermark is not None:
+                pane.late_arrivals += sum(e.timestamp < watermark for e in group)
             self.dirty.update(self.keys_of_hour(hour))
         self.late_events += len(late)
         return late

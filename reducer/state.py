@@ -72,6 +72,7 @@ class AggregationState:
         s = settings
         self.events_by_type = [0, 0, 0, 0]
         self.events_invalid = 0
+        self.late_arrivals = 0
         self.durations = ExactMean()
         self.duration_quantiles = QuantileStore(s.exact_percentile_cap, s.sketch_relative_accuracy)
         self.failed_partial = ExactMean()
@@ -215,6 +216,7 @@ class AggregationState:
             a + b for a, b in zip(self.events_by_type, other.events_by_type, strict=True)
         ]
         self.events_invalid += other.events_invalid
+        self.late_arrivals += other.late_arrivals
         for name in ("durations", "failed_partial", "quality", "coverage", "complexity", "cost"):
             getattr(self, name).merge_from(getattr(other, name))
         self.duration_quantiles.merge_from(other.duration_quantiles)
@@ -312,6 +314,7 @@ class AggregationState:
             "events_processed": self.events_processed,
             "events_by_type": dict(zip(EVENT_TYPE_NAMES, self.events_by_type, strict=True)),
             "events_invalid": self.events_invalid,
+            "late_events": self.late_arrivals,
         }
         if window_start is not None:
             fields["window_start"] = window_start

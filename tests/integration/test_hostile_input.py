@@ -12,7 +12,9 @@ from actors import kafka
 from actors.fleet import produce_events
 from actors.pipeline import Pipeline
 from cli.simulator import simulate_fleet
+from models import EnumMetricsWindow
 from models.settings import KafkaSettings
+from reducer import window_bounds, window_id
 from tests.hostile import hostile_stream
 from tests.integration.test_faults import applied, drive, latest_finals
 from tests.integration.test_pipeline import body, expected_windows, fleet, settings_for
@@ -105,6 +107,18 @@ def test_late_events_go_to_the_late_topic_with_the_reason_and_leave_finals_untou
     assert all(b"already closed" in dict(m.headers())["reason"] for m in late)
     assert sum(i.get("events_late", 0) for i in stats["ingest"]) == len(stragglers)
     assert sum(w["late_events"] for w in stats["windows"]) == len(stragglers)
+    per_window: dict[str, int] = {}
+    for window_stats in stats["windows"]:
+        for key, n in window_stats["late_by_window"].items():
+            per_window[key] = per_window.get(key, 0) + n
+    expected_late: dict[str, int] = {}
+    for event in stragglers:
+        key = window_id(
+            EnumMetricsWindow.HOURLY,
+            window_bounds(datetime.fromisoformat(event["timestamp"]), EnumMetricsWindow.HOURLY)[0],
+        )
+        expected_late[key] = expected_late.get(key, 0) + 1
+    assert per_window == expected_late
     assert {k: body(v) for k, v in after.items()} == {k: body(v) for k, v in finals.items()}
     for key, payload in finals.items():
         assert body(payload) == expected[key], key

@@ -329,3 +329,24 @@ def test_a_late_event_never_changes_a_released_window() -> None:
     day = (DAILY, datetime(2026, 3, 2, tzinfo=UTC))
     assert panes.partial(day).is_empty
     assert day not in panes.take_dirty()
+
+
+def test_events_behind_the_watermark_in_an_open_hour_are_applied_and_counted_as_late_arrivals() -> (
+    None
+):
+    from datetime import UTC, datetime, timedelta
+
+    from models.metrics import EnumMetricsWindow
+    from models.settings import ReducerSettings
+    from reducer.panes import PaneStore
+    from tests.datasets import completed
+
+    hour = datetime(2026, 10, 1, 13, tzinfo=UTC)
+    store = PaneStore(ReducerSettings(), [EnumMetricsWindow.HOURLY])
+    watermark = hour + timedelta(minutes=30)
+    early = completed(timestamp=hour + timedelta(minutes=10))
+    on_time = completed(timestamp=hour + timedelta(minutes=40))
+    assert store.apply([early, on_time], watermark) == []
+    metrics = store.partial((EnumMetricsWindow.HOURLY, hour)).to_metrics()
+    assert metrics.successful_generations == 2
+    assert metrics.late_events == 1
