@@ -232,6 +232,7 @@ class CoordinatorActor:
         return {
             **self.counters,
             "open_windows": self.book.open_windows,
+            "node_id": ray.get_runtime_context().get_node_id(),
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "epoch": self.book.epoch,
             "checkpoint_sequence": self.sequence,

@@ -143,6 +143,7 @@ class KafkaIngestActor:
     def stats(self) -> dict[str, Any]:
         return {
             "index": self.index,
+            "node_id": ray.get_runtime_context().get_node_id(),
             **self.counters,
             "rejects_by_reason": dict(self.rejects_by_reason),
             "events_by_type": dict(self.events_by_type),

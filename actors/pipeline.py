@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import kafka
 from actors.checkpoint import Checkpoint, CheckpointStore
@@ -55,8 +56,39 @@ class Pipeline:
         self.executor: Any = None
         self.started_at: float | None = None
         self.restores = 0
+        self.head_node = ""
+
+    def _placement(self) -> None:
+        """Pin the coordinator (and so the checkpoint directory) to this driver's node, the head
+        when run from it or via ``ray job submit``; size actor counts left at 0 from the cluster."""
+        self.head_node = ray.get_runtime_context().get_node_id()
+        p = self.settings.pipeline
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        ingest = p.ingest_actors or max(1, cpus // 4)
+        windows = p.window_actors or max(1, cpus - ingest)
+        if (ingest, windows) != (p.ingest_actors, p.window_actors):
+            log.info(
+                "sized from %d cluster CPUs: %d ingest, %d window actors", cpus, ingest, windows
+            )
+            pipeline = p.model_copy(update={"ingest_actors": ingest, "window_actors": windows})
+            self.settings = self.settings.model_copy(update={"pipeline": pipeline})
+
+    def _on_head(self, soft: bool = False) -> NodeAffinitySchedulingStrategy:
+        return NodeAffinitySchedulingStrategy(node_id=self.head_node, soft=soft)
+
+    def _spread(self, index: int) -> NodeAffinitySchedulingStrategy | str:
+        """Round-robin over the alive nodes with CPUs. Ray's own "SPREAD" is best effort and
+        often packs one node; a node that dies meanwhile makes the start fail and restore()
+        retry once Ray has marked it dead."""
+        nodes = sorted(
+            n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0
+        )
+        if len(nodes) < 2:
+            return "DEFAULT"
+        return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=False)
 
     def start(self) -> Pipeline:
+        self._placement()
         k = self.settings.kafka
         kafka.ensure_topics(
             k,
@@ -75,7 +107,10 @@ class Pipeline:
 
     def _start_executor(self) -> None:
         self.executor = IntentExecutorActor.options(
-            name=INTENT_EXECUTOR, namespace=NAMESPACE, num_cpus=CPU_INTENTS
+            name=INTENT_EXECUTOR,
+            namespace=NAMESPACE,
+            num_cpus=CPU_INTENTS,
+            scheduling_strategy=self._on_head(soft=True),
         ).remote(self.settings.kafka, self.intent_producer_overrides)
         ray.get(self.executor.start.remote())
 
@@ -107,7 +142,10 @@ class Pipeline:
             for i in range(p.ingest_actors)
         ]
         self.coordinator = CoordinatorActor.options(
-            name=COORDINATOR, namespace=NAMESPACE, num_cpus=CPU_COORDINATOR
+            name=COORDINATOR,
+            namespace=NAMESPACE,
+            num_cpus=CPU_COORDINATOR,
+            scheduling_strategy=self._on_head(),
         ).remote(k, p, r, self.windows, self.ingests, str(self.store.directory), restored)
         ray.get([a.start.remote() for a in (self.coordinator, *self.ingests)])
 
@@ -143,17 +181,29 @@ class Pipeline:
             return "restarted the intent executor"
         return None
 
-    def restore(self) -> None:
-        """Kill the graph and rebuild it from the latest checkpoint (or from scratch)."""
-        self._kill_graph()
-        # A killed actor's name is released asynchronously; wait so the new ones can take it.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(
-            _exists(name) for name in (COORDINATOR, window_name(0), ingest_name(0))
-        ):
-            time.sleep(0.1)
-        self._start_graph(self.store.latest())
-        self.restores += 1
+    def restore(self, attempts: int = 6) -> None:
+        """Kill the graph and rebuild it from the latest checkpoint (or from scratch).
+
+        Retried: right after a node is lost Ray may still place actors on it until its death is
+        detected (missed heartbeats), and those actors die at once.
+        """
+        for attempt in range(1, attempts + 1):
+            self._kill_graph()
+            # A killed actor's name is released asynchronously; wait so new ones can take it.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(
+                _exists(name) for name in (COORDINATOR, window_name(0), ingest_name(0))
+            ):
+                time.sleep(0.1)
+            try:
+                self._start_graph(self.store.latest())
+                self.restores += 1
+                return
+            except Exception as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("restore attempt %d failed (%s); retrying", attempt, exc)
+                time.sleep(2 * attempt)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -169,14 +219,23 @@ class Pipeline:
 
     def stop(self) -> dict[str, Any]:
         final: dict[str, Any] = {}
-        if self.coordinator is not None:
-            final["coordinator"] = ray.get(self.coordinator.stop.remote())
-        if self.ingests:
-            final["ingest"] = ray.get([a.stop.remote() for a in self.ingests])
+        try:
+            if self.coordinator is not None:
+                final["coordinator"] = ray.get(self.coordinator.stop.remote())
+            if self.ingests:
+                final["ingest"] = ray.get([a.stop.remote() for a in self.ingests])
+        except ray.exceptions.RayError as exc:  # an actor died: the last checkpoint stands
+            log.warning(
+                "stopping with a dead actor (%s): state since the last checkpoint "
+                "will be replayed on the next start",
+                exc,
+            )
         if self.executor is not None:
             sent = final.get("coordinator", {}).get("intents_published", 0)
-            final["intent_executor"] = ray.get(self.executor.stop.remote(sent))
-            ray.kill(self.executor)
+            with contextlib.suppress(ray.exceptions.RayError):
+                final["intent_executor"] = ray.get(self.executor.stop.remote(sent))
+            with contextlib.suppress(Exception):
+                ray.kill(self.executor)
             self.executor = None
         self._kill_graph()
         return final

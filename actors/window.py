@@ -133,6 +133,7 @@ class WindowActor:
         watermark = self.tracker.watermark(time.time())
         return {
             "index": self.index,
+            "node_id": ray.get_runtime_context().get_node_id(),
             "events_applied": self.events_applied,
             "batches_applied": self.batches_applied,
             "late_events": self.store.late_events,

@@ -218,7 +218,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
             from actors.serve_app import start_api
 
             node_id = settings.serve.node_id or socket.gethostname()
-            url = start_api(settings, node_id)
+            url = start_api(pipeline.settings, node_id)
             log.info("HTTP API on %s (dashboard /, health /health, docs /docs)", url)
             from actors.consul import ConsulRegistrar
             from actors.serve_app import VERSION
@@ -232,8 +232,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
             ).start()
         log.info(
             "pipeline running: %d ingest, %d window actors; topics %s -> %s (Ctrl-C stops)",
-            settings.pipeline.ingest_actors,
-            settings.pipeline.window_actors,
+            pipeline.settings.pipeline.ingest_actors,
+            pipeline.settings.pipeline.window_actors,
             settings.kafka.topic_prefix + ".codegen.*.v1",
             settings.kafka.target_topic,
         )
@@ -245,6 +245,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
         progress = ProgressLine()
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stopping.wait(2.0):
+            action = pipeline.supervise()
+            if action:
+                log.warning("recovery: %s", action)
             print(progress.render(pipeline.stats()), file=sys.stderr, flush=True)
             if deadline is not None and time.monotonic() >= deadline:
                 break

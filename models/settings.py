@@ -132,8 +132,10 @@ class PipelineSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ray_address: str = "local"
-    ingest_actors: Annotated[int, Field(ge=1)] = 1
-    window_actors: Annotated[int, Field(ge=1)] = 2
+    ingest_actors: Annotated[int, Field(ge=0)] = 1
+    """Kafka consumers in one group; 0 sizes from the cluster (a quarter of its CPUs)."""
+    window_actors: Annotated[int, Field(ge=0)] = 2
+    """Stateful window actors; 0 sizes from the cluster (the CPUs the ingest actors leave)."""
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 100
     max_batches_in_flight: Annotated[int, Field(ge=1)] = 4
     tick_seconds: Annotated[float, Field(gt=0)] = 5.0
