@@ -27,3 +27,5 @@ class WindowBatch:
     sources: list[SourceRange]
     assigned: list[tuple[str, int]] = field(default_factory=list)
     """Partitions the sending consumer owns: each holds the watermark back until idle."""
+    fresh: list[tuple[str, int]] = field(default_factory=list)
+    """Partitions assigned to the sender since its previous batch."""

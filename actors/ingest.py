@@ -38,6 +38,7 @@ from reducer.windows import hour_start
 
 log = logging.getLogger(__name__)
 PAUSE_TIMEOUT_S = 60.0
+HEARTBEAT_S = 1.0
 
 TopicPartition = tuple[str, int]
 
@@ -69,6 +70,8 @@ class KafkaIngestActor:
         self.assigned: list[TopicPartition] = []
         self.position: dict[TopicPartition, int] = {}
         self.sequence = 0
+        self._last_sent = 0.0
+        self._fresh: set[TopicPartition] = set()
         self.counters: Counter[str] = Counter()
         self.rejects_by_reason: Counter[str] = Counter()
         self.events_by_type: Counter[str] = Counter()
@@ -167,6 +170,8 @@ class KafkaIngestActor:
                 self.last_poll = time.time()
                 if messages:
                     self._dispatch(messages)
+                elif self.assigned and self.last_poll - self._last_sent >= HEARTBEAT_S:
+                    self._send([], [], {})  # "polled, found nothing": lets quiet windows close
                 self._reap(block=False)
             self._drain()
         except Exception as exc:  # the actor stays up to report it; offsets stay uncommitted
@@ -243,16 +248,23 @@ class KafkaIngestActor:
             SourceRange(topic, partition, first, last, max_time.get((topic, partition)))
             for (topic, partition), (first, last) in ranges.items()
         ]
+        self._send(events, sources, by_event)
+        self.counters["batches"] += 1
+
+    def _send(
+        self, events: list[CodegenEvent], sources: list[SourceRange], by_event: dict[int, Any]
+    ) -> None:
+        """One call per window actor (empty sub-batches too: they carry progress)."""
         self.sequence += 1
+        self._last_sent = time.time()
         parts = route(events, len(self.windows))
+        fresh, self._fresh = sorted(self._fresh), set()
+        batch_id = (self.index, self.sequence)
         refs = [
-            window.apply.remote(
-                WindowBatch((self.index, self.sequence), part, sources, list(self.assigned))
-            )
+            window.apply.remote(WindowBatch(batch_id, part, sources, list(self.assigned), fresh))
             for window, part in zip(self.windows, parts, strict=True)
         ]
         self.inflight.append(_InFlight(refs, parts, by_event, time.monotonic()))
-        self.counters["batches"] += 1
         while len(self.inflight) >= self.pipeline.max_batches_in_flight:
             self._reap(block=True)
 
@@ -323,7 +335,9 @@ class KafkaIngestActor:
     # -- rebalances (run inside consume(), on the loop thread) ---------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        self.assigned = sorted({*self.assigned, *((p.topic, p.partition) for p in partitions)})
+        new = {(p.topic, p.partition) for p in partitions}
+        self._fresh |= new
+        self.assigned = sorted({*self.assigned, *new})
         self.counters["rebalances"] += 1
         if self.start_offsets:  # restoring: read from the checkpoint, not the group's commits
             for tp in partitions:

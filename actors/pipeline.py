@@ -148,6 +148,10 @@ class Pipeline:
             scheduling_strategy=self._on_head(),
         ).remote(k, p, r, self.windows, self.ingests, str(self.store.directory), restored)
         ray.get([a.start.remote() for a in (self.coordinator, *self.ingests)])
+        if restored is None:
+            # An empty checkpoint at once: a crash before the first periodic one then still
+            # restores into a new epoch, so republished revisions outrank the lost run's.
+            ray.get(self.coordinator.checkpoint.remote())
 
     def _kill_graph(self) -> None:
         for actor in (*self.ingests, self.coordinator, *self.windows):

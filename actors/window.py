@@ -74,9 +74,10 @@ class WindowActor:
         fresh = self.dedup.admit(batch.events)
         duplicates = len(batch.events) - len(fresh)
         late = self.store.apply(fresh, self.tracker.watermark(now))
-        self.tracker.assign(batch.assigned, now)
+        self.tracker.assign(batch.assigned, now, batch.fresh)
         for source in batch.sources:
             self.tracker.observe((source.topic, source.partition), source.max_event_time, now)
+        self.tracker.heartbeat(now)
         applied = len(fresh) - len(late)
         self.events_applied += applied
         self.batches_applied += 1

@@ -45,6 +45,11 @@ class Breakdown(Generic[A]):
 
     def slot(self, key: str) -> A:
         """The accumulator to update for ``key``: its own, or ``__other__``'s."""
+        entry = self.kept(key)
+        return entry if entry is not None else self._other()
+
+    def kept(self, key: str) -> A | None:
+        """``key``'s own accumulator (admitting it if it wins a place), or None if it folds."""
         entry = self.entries.get(key)
         if entry is not None:
             return entry
@@ -54,11 +59,11 @@ class Breakdown(Generic[A]):
             if entry is not None:
                 return entry
         if key == OTHER_KEY:
-            return self._other()
+            return None
         rank = (-key_hash(key), key)
         if len(self.entries) >= self.max_keys:
             if not self._heap or rank <= self._heap[0]:  # hash above every kept key: fold
-                return self._other()
+                return None
             _, evicted = heapq.heapreplace(self._heap, rank)
             self._other().merge_from(self.entries.pop(evicted))
         else:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from models.events import (
     CodegenEvent,
@@ -128,9 +129,10 @@ class AggregationState:
         stage_durations: dict[str, list[float]] = defaultdict(list)
         model_events: dict[str, list[ModelEventCodegenCompleted]] = defaultdict(list)
         node_events: dict[str, list[ModelEventCodegenCompleted]] = defaultdict(list)
-        workflow_ids: list[int] = []
+        # Per workflow in this batch: [status bits, stage bits, stage times, durations, costs],
+        # applied once per workflow after the loop (the per-event path stays list appends).
+        per_workflow: dict[UUID, list] = {}
         by_type = self.events_by_type
-        workflows = self.workflows
         quality_edges = self.settings.quality_bucket_edges
         cost_edges = self.settings.cost_bucket_edges
 
@@ -138,16 +140,17 @@ class AggregationState:
             kind = type(event)
             if kind not in _EVENT_KINDS:
                 raise TypeError(f"not a codegen event: {kind.__name__}")
-            workflow_ids.append(event.workflow_id.int)
-            summary = workflows.slot(str(event.workflow_id))
+            summary = per_workflow.get(event.workflow_id)
+            if summary is None:
+                summary = per_workflow[event.workflow_id] = [0, 0, [], [], []]
             if kind is ModelEventCodegenStageCompleted:
                 by_type[1] += 1
                 stage_durations[event.stage_name].append(event.duration_seconds)
                 if not event.success:
                     self.stages.slot(event.stage_name).failures += 1
-                summary.status |= STAGED
-                summary.stages |= 1 << event.stage_number
-                summary.stage_time.add(event.duration_seconds)
+                summary[0] |= STAGED
+                summary[1] |= 1 << event.stage_number
+                summary[2].append(event.duration_seconds)
             elif kind is ModelEventCodegenCompleted:
                 by_type[2] += 1
                 durations.append(event.total_duration_seconds)
@@ -167,19 +170,19 @@ class AggregationState:
                 self.cost_bucket_costs[bucket].add(event.total_cost_usd)
                 model_events[event.primary_model].append(event)
                 node_events[event.node_type].append(event)
-                summary.status |= COMPLETED
-                summary.duration.add(event.total_duration_seconds)
-                summary.cost.add(event.total_cost_usd)
+                summary[0] |= COMPLETED
+                summary[3].append(event.total_duration_seconds)
+                summary[4].append(event.total_cost_usd)
             elif kind is ModelEventCodegenFailed:
                 by_type[3] += 1
                 partials.append(event.partial_duration_seconds)
                 self.failures_by_stage.slot(event.failed_stage).n += 1
                 self.failures_by_error_code.slot(event.error_code).n += 1
-                summary.status |= FAILED
-                summary.duration.add(event.partial_duration_seconds)
+                summary[0] |= FAILED
+                summary[3].append(event.partial_duration_seconds)
             else:  # ModelEventCodegenStarted
                 by_type[0] += 1
-                summary.status |= STARTED
+                summary[0] |= STARTED
 
         self.durations.extend(durations)
         self.duration_quantiles.extend(durations)
@@ -196,7 +199,17 @@ class AggregationState:
                 stats.quality.extend([e.quality_score for e in completed])
                 stats.cost.extend([e.total_cost_usd for e in completed])
                 stats.tokens += sum(e.total_tokens for e in completed)
-        self.distinct_workflows.add_many(workflow_ids)
+        workflows = self.workflows
+        for workflow_id, (status, stages, stage_times, durations_, costs_) in per_workflow.items():
+            kept = workflows.kept(str(workflow_id))
+            if kept is None:  # beyond the cap: counted in workflows_evicted, not summarised
+                continue
+            kept.status |= status
+            kept.stages |= stages
+            kept.stage_time.extend(stage_times)
+            kept.duration.extend(durations_)
+            kept.cost.extend(costs_)
+        self.distinct_workflows.add_many(workflow_id.int for workflow_id in per_workflow)
         return self
 
     # -- merging -------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ the minimum over active partitions minus the allowed lateness, so a partition (o
 of the others never makes their events late. Rules, with ``idle_timeout_s``:
 - a partition with no valid event for that long stops holding the watermark back (a partition
   assigned but not yet read holds it back that long, so its backlog is not late);
-- when no partition has delivered any message (valid or not) for that long, the watermark
-  follows the wall clock minus lateness, so quiet windows still close; a flood of bad messages
-  is not quiet, so it never makes a backlog behind it late;
+- when no partition has delivered any message (valid or not) for that long while the consumers
+  are demonstrably polling (a heartbeat within that time), the watermark follows the wall clock
+  minus lateness, so quiet windows still close. A flood of bad messages is not quiet, and a
+  consumer that is not polling (restarting, rebalancing, stalled) proves nothing, so neither can
+  make the backlog behind it late;
 - it never goes backwards.
 """
 
@@ -35,18 +37,32 @@ class WatermarkTracker:
     allowed_lateness_s: float = 60.0
     idle_timeout_s: float = 30.0
     partitions: dict[PartitionKey, _Progress] = field(default_factory=dict)
+    last_heartbeat: float | None = None
+    """When a consumer last polled (with or without messages)."""
     _current: datetime | None = None
 
-    def assign(self, partitions: list[PartitionKey], now: float) -> None:
-        """Partitions now being read; a new one holds the watermark back until data or idle."""
+    def heartbeat(self, now: float) -> None:
+        """A consumer polled; quiet partitions are then really quiet, not unread."""
+        self.last_heartbeat = now
+
+    def assign(
+        self, partitions: list[PartitionKey], now: float, fresh: list[PartitionKey] = ()
+    ) -> None:
+        """Partitions now being read; a new one holds the watermark back until data or idle.
+        ``fresh`` ones were just (re)assigned to a consumer: their idle clocks restart, so a
+        backlog a new owner is about to read (after a rebalance or a restore) is not late."""
         for key in partitions:
             self.partitions.setdefault(key, _Progress(None, now, now))
+        for key in fresh:
+            progress = self.partitions.setdefault(key, _Progress(None, now, now))
+            progress.last_active = progress.last_message = now
 
     def observe(self, key: PartitionKey, max_event_time: datetime | None, now: float) -> None:
         """A batch from ``key`` whose latest event time is ``max_event_time`` (None: the batch
         held no valid event, which keeps the partition busy but does not hold the watermark)."""
         progress = self.partitions.setdefault(key, _Progress(None, now, now))
         progress.last_message = now
+        self.last_heartbeat = now
         if max_event_time is None:
             return
         progress.last_active = now
@@ -62,8 +78,11 @@ class WatermarkTracker:
             candidate = None  # a partition not read yet: its backlog must not become late
         elif active:
             candidate = min(p.max_event_time for p in active) - lateness
-        elif self.partitions and all(
-            now - p.last_message >= idle for p in self.partitions.values()
+        elif (
+            self.partitions
+            and self.last_heartbeat is not None
+            and now - self.last_heartbeat < idle
+            and all(now - p.last_message >= idle for p in self.partitions.values())
         ):
             candidate = datetime.fromtimestamp(now, UTC) - lateness
         else:

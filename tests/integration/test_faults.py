@@ -69,11 +69,14 @@ def kill(name: str) -> None:
 
 
 def run_with_fault(
-    kafka_settings: KafkaSettings, inject: Callable[[Pipeline], Pipeline | None], seed: int
+    kafka_settings: KafkaSettings,
+    inject: Callable[[Pipeline], Pipeline | None],
+    seed: int,
+    **pipeline: object,
 ) -> tuple[dict[str, dict], dict[str, dict], list[str]]:
     events = fleet(200, seed=seed)
     first, second = events[:900], events[900:]
-    settings = settings_for(kafka_settings, **FAST)
+    settings = settings_for(kafka_settings, **{**FAST, **pipeline})
     pipeline = Pipeline(settings).start()
     try:
         produce_events(kafka_settings, first)
@@ -164,5 +167,9 @@ def test_the_broker_unavailable_for_a_few_seconds_loses_nothing(
         finally:
             os.kill(broker_process, signal.SIGCONT)
 
-    finals, expected, _ = run_with_fault(kafka_settings, pause_broker, seed=25)
+    # An outage longer than the idle timeout looks like quiet partitions to the watermark
+    # (consumers poll and get nothing), so the timeout must exceed the outage: the default is 30 s.
+    finals, expected, _ = run_with_fault(
+        kafka_settings, pause_broker, seed=25, idle_partition_timeout_seconds=12
+    )
     assert_exact(finals, expected)

@@ -137,10 +137,12 @@ def test_when_every_partition_is_idle_the_watermark_follows_the_wall_clock_minus
     marks.observe(STARTED, at(100), NOW)
     marks.observe(COMPLETED, at(200), NOW)
     later = NOW + 2 * 3600
+    marks.heartbeat(later - 1)  # the consumer keeps polling and finds nothing
 
     assert marks.watermark(later) == datetime.fromtimestamp(later, UTC) - timedelta(
         seconds=LATENESS
     )
+    marks.heartbeat(later + 9)
     assert marks.watermark(later + 10) == datetime.fromtimestamp(later + 10, UTC) - timedelta(
         seconds=LATENESS
     )
@@ -149,6 +151,7 @@ def test_when_every_partition_is_idle_the_watermark_follows_the_wall_clock_minus
 def test_assigned_partitions_that_never_produce_let_the_wall_clock_close_windows() -> None:
     marks = tracker()
     marks.assign([STARTED, COMPLETED], NOW)
+    marks.heartbeat(NOW + IDLE - 1)
 
     assert marks.watermark(NOW + IDLE) == datetime.fromtimestamp(NOW + IDLE, UTC) - timedelta(
         seconds=LATENESS
@@ -158,6 +161,7 @@ def test_assigned_partitions_that_never_produce_let_the_wall_clock_close_windows
 def test_the_watermark_is_a_utc_datetime() -> None:
     marks = tracker()
     marks.assign([STARTED], NOW)
+    marks.heartbeat(NOW + IDLE - 1)
 
     watermark = marks.watermark(NOW + IDLE)
 
@@ -234,3 +238,16 @@ def test_a_flood_of_bad_messages_is_not_quiet_so_the_watermark_does_not_follow_t
     assert marks.watermark(NOW + 9 * IDLE) is None
     marks.observe(STARTED, at(100), NOW + 10 * IDLE)  # then a backlog of real events
     assert marks.watermark(NOW + 10 * IDLE) == minus_lateness(at(100))
+
+
+def test_quiet_partitions_without_a_polling_consumer_do_not_advance_the_wall_clock() -> None:
+    marks = tracker()
+    marks.observe(STARTED, at(100), NOW)
+    assert marks.watermark(NOW) == minus_lateness(at(100))
+    # then the consumer restarts: no polls for a while, so the quiet proves nothing
+    assert marks.watermark(NOW + 3 * IDLE) == minus_lateness(at(100))
+    later = NOW + 100 * IDLE
+    marks.heartbeat(later)  # polling again, still nothing: now the quiet is real
+    assert marks.watermark(later + 1) == datetime.fromtimestamp(later + 1, UTC) - timedelta(
+        seconds=LATENESS
+    )
