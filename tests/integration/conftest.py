@@ -59,6 +59,15 @@ def kafka_settings(broker: str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=broker, topic_prefix=f"t{tag}", group_id=f"g{tag}")
 
 
+RAY_METRICS_PORT: list[int] = []
+
+
+@pytest.fixture(scope="session")
+def ray_metrics_port(ray_session: None) -> int:
+    """Where Ray exports actor metrics (ray.util.metrics) in Prometheus format."""
+    return RAY_METRICS_PORT[0]
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One local Ray for the whole session (not autouse: only tests that ask pay ~5 s)."""
@@ -66,12 +75,16 @@ def ray_session() -> Iterator[None]:
 
     # Short path: Ray's unix socket paths must stay under ~107 characters.
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    from actors.broker import free_port
+
+    RAY_METRICS_PORT.append(free_port())
     ray.init(
         address="local",
         num_cpus=2,
         include_dashboard=False,
         namespace="codegen_metrics",
         _temp_dir=temp_dir,
+        _metrics_export_port=RAY_METRICS_PORT[0],
     )
     try:
         yield

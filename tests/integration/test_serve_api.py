@@ -195,6 +195,28 @@ def test_metrics_is_valid_prometheus_text_with_counters_gauges_and_the_current_h
         assert name in families, name
 
 
+def test_actors_export_custom_metrics_through_ray_for_the_dashboard(
+    live: dict, ray_metrics_port: int
+) -> None:
+    wanted = {
+        "ray_codegen_metrics_ingest_events_total",
+        "ray_codegen_metrics_window_events_applied_total",
+        "ray_codegen_metrics_window_apply_ms_bucket",
+        "ray_codegen_metrics_ingest_batch_latency_ms_bucket",
+        "ray_codegen_metrics_window_lag_seconds",
+    }
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not wanted <= seen:
+        status, body, _ = get(f"http://127.0.0.1:{ray_metrics_port}", "/metrics", token=None)
+        if status == 200:
+            seen = {f.name for f in text_string_to_metric_families(body.decode())} | {
+                s.name for f in text_string_to_metric_families(body.decode()) for s in f.samples
+            }
+        time.sleep(2)
+    assert wanted <= seen, wanted - seen
+
+
 def test_openapi_docs_are_served(live: dict) -> None:
     status, body, _ = get(live["base"], "/openapi.json", token=None)
     assert status == 200 and "/snapshot/breakdown" in json.loads(body)["paths"]
