@@ -114,3 +114,37 @@ def test_an_unreadable_intent_is_dead_lettered_not_fatal(
     assert [m.key() for m in published] == [b"b"]
     assert b"invalid intent" in dict(letters[0].headers())["reason"]
     assert stats["invalid_intents"] == 1 and stats["error"] is None
+
+
+def test_a_fresh_coordinator_rebuilds_history_of_closed_windows_from_the_metrics_topic(
+    ray_session: None, kafka_settings: KafkaSettings, tmp_path
+) -> None:
+    from actors.coordinator import CoordinatorActor
+    from models.settings import PipelineSettings, ReducerSettings
+
+    kafka.ensure_topics(kafka_settings, [kafka_settings.target_topic])
+    finals = [
+        {
+            "window_id": f"hourly:2026-10-01T0{h}:00:00Z",
+            "window_start": f"2026-10-01T0{h}:00:00Z",
+            "aggregation_type": "hourly",
+            "is_final": True,
+            "revision": 3,
+        }
+        for h in range(4)
+    ]
+    open_update = {**finals[0], "window_id": "hourly:2026-10-01T05:00:00Z", "is_final": False}
+    kafka.produce_batch(
+        kafka.make_producer(kafka_settings),
+        kafka_settings.target_topic,
+        [(p["window_id"].encode(), json.dumps(p).encode()) for p in [*finals, open_update]],
+    )
+    coordinator = CoordinatorActor.remote(
+        kafka_settings, PipelineSettings(tick_seconds=60), ReducerSettings(), [], [], str(tmp_path)
+    )
+    try:
+        ray.get(coordinator.start.remote())
+        recent = ray.get(coordinator.recent.remote("hourly", 3))
+    finally:
+        ray.kill(coordinator)
+    assert [p["window_id"] for p in recent] == [f["window_id"] for f in finals[::-1][:3]]
