@@ -21,7 +21,7 @@ from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
 from tests.integration.test_faults import applied, checkpoints, drive, latest_finals
-from tests.integration.test_pipeline import body, expected_windows, fleet, settings_for
+from tests.integration.test_pipeline import body, expected_all, fleet, settings_for
 
 
 def placement(pipeline: Pipeline) -> dict[str, str]:
@@ -76,9 +76,7 @@ def main() -> None:
             lambda: pipeline.restores > 0 and checkpoints(pipeline) > 0,
             timeout=180,
         )
-        expected: dict[str, dict] = {}
-        for window in settings.pipeline.windows:
-            expected.update(expected_windows(events, window))
+        expected = expected_all(events, settings.pipeline.windows)
         drive(pipeline, lambda: pipeline.stats()["coordinator"].get("finals_published", 0) > 0)
         finals = latest_finals(kafka_settings, len(expected), timeout=120)
         result["after"] = placement(pipeline)

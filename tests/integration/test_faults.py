@@ -17,7 +17,7 @@ from actors.fleet import produce_events
 from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
-from tests.integration.test_pipeline import body, expected_windows, fleet, settings_for
+from tests.integration.test_pipeline import assert_exact, expected_all, fleet, settings_for
 
 FAST = {"checkpoint_interval_seconds": 1.0, "idle_partition_timeout_seconds": 4}
 
@@ -86,20 +86,12 @@ def run_with_fault(
         if replaced is not None:
             pipeline = replaced
         actions = drive(pipeline, lambda: pipeline.stats()["coordinator"].get("checkpoints", 0) > 0)
-        expected: dict[str, dict] = {}
-        for window in settings.pipeline.windows:
-            expected.update(expected_windows(events, window))
+        expected = expected_all(events, settings.pipeline.windows)
         drive(pipeline, lambda: pipeline.stats()["coordinator"].get("finals_published", 0) > 0)
         finals = latest_finals(kafka_settings, len(expected), timeout=90)
     finally:
         pipeline.stop()
     return finals, expected, actions
-
-
-def assert_exact(finals: dict[str, dict], expected: dict[str, dict]) -> None:
-    assert set(finals) == set(expected)
-    for key, payload in finals.items():
-        assert body(payload) == expected[key], key
 
 
 @pytest.mark.parametrize(

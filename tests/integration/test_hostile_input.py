@@ -17,7 +17,7 @@ from models.settings import KafkaSettings
 from reducer import window_bounds, window_id
 from tests.hostile import hostile_stream
 from tests.integration.test_faults import applied, drive, latest_finals
-from tests.integration.test_pipeline import body, expected_windows, fleet, settings_for
+from tests.integration.test_pipeline import assert_exact, body, expected_all, fleet, settings_for
 
 MAX_BYTES = 4096
 
@@ -49,9 +49,7 @@ def test_a_flood_of_hostile_messages_is_dead_lettered_and_every_valid_event_coun
 
         actions = drive(pipeline, consumed, timeout=240)
         stats = pipeline.stats()
-        expected = {}
-        for window in settings.pipeline.windows:
-            expected.update(expected_windows(valid, window))
+        expected = expected_all(valid, settings.pipeline.windows)
         finals = latest_finals(kafka_settings, len(expected), timeout=90)
         letters = kafka.consume_all(
             kafka_settings, kafka_settings.dead_letter_topic, len(hostile), timeout=60
@@ -75,9 +73,7 @@ def test_a_flood_of_hostile_messages_is_dead_lettered_and_every_valid_event_coun
         assert headers["reason"] and headers["source_topic"].decode() == topic
         assert int(headers["source_offset"]) >= 0
     assert sum(w["duplicates_dropped"] for w in stats["windows"]) == len(duplicates)
-    assert set(finals) == set(expected)
-    for key, payload in finals.items():
-        assert body(payload) == expected[key], key
+    assert_exact(finals, expected)
 
 
 def test_late_events_go_to_the_late_topic_with_the_reason_and_leave_finals_untouched(
@@ -88,9 +84,7 @@ def test_late_events_go_to_the_late_topic_with_the_reason_and_leave_finals_untou
     pipeline = Pipeline(settings).start()
     try:
         produce_events(kafka_settings, events)
-        expected = {}
-        for window in settings.pipeline.windows:
-            expected.update(expected_windows(events, window))
+        expected = expected_all(events, settings.pipeline.windows)
         finals = latest_finals(kafka_settings, len(expected), timeout=90)
         # The same windows, long closed, receive new (not duplicate) events.
         stragglers = list(simulate_fleet(5, 99, start=datetime(2026, 9, 30, 23, 0, tzinfo=UTC)))

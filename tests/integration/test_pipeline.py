@@ -39,6 +39,21 @@ def expected_windows(events: list[dict], window: EnumMetricsWindow) -> dict[str,
     }
 
 
+def expected_all(events: list[dict], windows: tuple[EnumMetricsWindow, ...]) -> dict[str, dict]:
+    """MetricsAggregator's answer for every window of every published type."""
+    expected: dict[str, dict] = {}
+    for window in windows:
+        expected.update(expected_windows(events, window))
+    return expected
+
+
+def assert_exact(finals: dict[str, dict], expected: dict[str, dict]) -> None:
+    """Every expected window has a final, and each equals the exact answer."""
+    assert set(finals) == set(expected)
+    for key, payload in finals.items():
+        assert body(payload) == expected[key], key
+
+
 def settings_for(kafka_settings: KafkaSettings, **pipeline: object) -> Settings:
     defaults = {
         "checkpoint_dir": tempfile.mkdtemp(prefix="ckpt"),
@@ -80,15 +95,11 @@ def test_final_metrics_of_every_window_equal_the_aggregator_on_the_same_events(
     pipeline = Pipeline(settings).start()
     try:
         produce_events(kafka_settings, events)
-        expected = {}
-        for window in settings.pipeline.windows:
-            expected.update(expected_windows(events, window))
+        expected = expected_all(events, settings.pipeline.windows)
         finals = read_finals(kafka_settings, len(expected), timeout=60)
     finally:
         pipeline.stop()
-    assert set(finals) == set(expected)
-    for key, payload in finals.items():
-        assert body(payload) == expected[key], key
+    assert_exact(finals, expected)
     assert len({p["correlation_id"] for p in finals.values()}) == len(finals)
 
 

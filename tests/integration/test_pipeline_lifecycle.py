@@ -13,8 +13,9 @@ from actors.fleet import produce_events
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
 from tests.integration.test_pipeline import (
+    assert_exact,
     body,
-    expected_windows,
+    expected_all,
     fleet,
     read_finals,
     settings_for,
@@ -99,15 +100,11 @@ def test_two_ingest_actors_share_the_partitions_and_stopping_one_mid_stream_lose
         assert _wait(lambda: _applied(pipeline) == half)
         pipeline.stop_ingest(1)
         produce_events(kafka_settings, events[half:])
-        expected = {}
-        for window in settings.pipeline.windows:
-            expected.update(expected_windows(events, window))
+        expected = expected_all(events, settings.pipeline.windows)
         finals = read_finals(kafka_settings, len(expected), timeout=90)
     finally:
         pipeline.stop()
-    assert set(finals) == set(expected)
-    for key, payload in finals.items():
-        assert body(payload) == expected[key], key
+    assert_exact(finals, expected)
 
 
 def test_clean_shutdown_publishes_latest_results_commits_and_a_restart_rereads_nothing(
@@ -124,9 +121,7 @@ def test_clean_shutdown_publishes_latest_results_commits_and_a_restart_rereads_n
         pipeline.stop()
     assert final["coordinator"]["ticks"] == 1
     latest = _latest(kafka_settings, kafka_settings.target_topic)
-    expected = {}
-    for window in settings.pipeline.windows:
-        expected.update(expected_windows(events, window))
+    expected = expected_all(events, settings.pipeline.windows)
     assert set(latest) == set(expected)
     for key, payload in latest.items():
         assert not payload["is_final"]
