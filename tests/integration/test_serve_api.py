@@ -17,6 +17,7 @@ import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
 
+from actors import kafka
 from actors.broker import free_port
 from actors.fleet import produce_events
 from actors.names import NAMESPACE
@@ -70,23 +71,23 @@ def live(ray_session: None, broker: str) -> Iterator[dict]:
     live_start = max(now - timedelta(seconds=90), window_bounds(now, EnumMetricsWindow.HOURLY)[0])
     recent = list(simulate_fleet(30, 2, start=live_start, workflows_per_second=2))
     recent = [e for e in recent if datetime.fromisoformat(e["timestamp"]) < now]
+    # A backlog read by a new consumer group (produced first: an idle pipeline would rightly
+    # let the wall clock close these old windows, making them late).
+    kafka.ensure_topics(kafka_settings, kafka_settings.input_topics)
+    produce_events(kafka_settings, old + recent)
     pipeline = Pipeline(settings).start()
     base = start_api(settings, "test-node")
     try:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and not all(
-            s["assigned"] for s in pipeline.stats()["ingest"]
-        ):
-            time.sleep(0.3)
-        produce_events(kafka_settings, old + recent)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             applied = sum(w["events_applied"] for w in pipeline.stats()["windows"])
             finals = pipeline.stats()["coordinator"].get("finals_published", 0)
-            if applied == len(old) + len(recent) and finals > 0:
+            # the four windows of the old events (hour, day, week, month) are all closed
+            if applied == len(old) + len(recent) and finals >= 4:
                 break
             time.sleep(0.3)
-        yield {"base": base, "settings": settings, "old": old, "recent": recent, "now": now}
+        live_at = datetime.fromisoformat(recent[-1]["timestamp"])
+        yield {"base": base, "settings": settings, "old": old, "recent": recent, "at": live_at}
     finally:
         stop_api()
         pipeline.stop()
@@ -121,9 +122,10 @@ def test_every_other_route_requires_the_bearer_token(live: dict) -> None:
 
 
 def test_snapshot_of_the_current_hour_is_merged_on_demand_and_exact(live: dict) -> None:
-    status, body = get_json(live["base"], "/snapshot?window=hourly")
+    at = quote(live["at"].isoformat())
+    status, body = get_json(live["base"], f"/snapshot?window=hourly&at={at}")
     assert status == 200
-    expected = expected_window(live["recent"], EnumMetricsWindow.HOURLY, datetime.now(UTC))
+    expected = expected_window(live["recent"], EnumMetricsWindow.HOURLY, live["at"])
     assert {k: body[k] for k in expected} == expected
     assert body["is_final"] is False and body["watermark"] is not None
     assert body["events_processed"] > 0
@@ -141,7 +143,8 @@ def test_snapshot_at_a_closed_window_returns_its_final_metrics(live: dict) -> No
     "by", ["stage", "model", "node_type", "quality_bucket", "cost_bucket", "workflow"]
 )
 def test_breakdown_returns_the_grouping_as_rows(live: dict, by: str) -> None:
-    status, body = get_json(live["base"], f"/snapshot/breakdown?window=hourly&by={by}")
+    at = quote(live["at"].isoformat())
+    status, body = get_json(live["base"], f"/snapshot/breakdown?window=hourly&by={by}&at={at}")
     assert status == 200 and body["by"] == by
     assert body["rows"] and all("key" in row for row in body["rows"])
 
@@ -247,9 +250,9 @@ def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(live: dic
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.add_init_script(f"sessionStorage.setItem('codegenMetricsToken', '{TOKEN}')")
         page.goto(live["base"] + "/")
-        page.wait_for_function(
-            "window.dashboardState && window.dashboardState.rendered >= 2", timeout=30_000
-        )
+        page.wait_for_function("window.dashboardState && window.dashboardState.rendered >= 1")
+        page.select_option("#window", "daily")  # the live events' day stays open all test long
+        page.wait_for_function("window.dashboardState.rendered >= 3", timeout=30_000)
         points = page.evaluate("window.dashboardState.points")
         charted = page.evaluate(
             "Object.values(Chart.instances).map(c => c.data.datasets.reduce("
