@@ -240,6 +240,16 @@ def stage_costs(pool: Pool, batch_size: int, window_actors: int, repeats: int = 
             for wb in wbs:
                 pickle.dumps(wb, protocol=5)
 
+    def cloudpickle_dumps() -> None:  # Ray's serializer is ray.cloudpickle (a Python Pickler)
+        for wbs in window_batches:
+            for wb in wbs:
+                ray.cloudpickle.dumps(wb, protocol=5)
+
+    def pickle_loads() -> None:  # Ray deserialises with the C unpickler
+        for ps in pickled:
+            for data in ps:
+                pickle.loads(data)
+
     def pickle_raw() -> None:
         for batch in line_batches:
             pickle.loads(pickle.dumps(list(batch), protocol=5))
@@ -252,6 +262,8 @@ def stage_costs(pool: Pool, batch_size: int, window_actors: int, repeats: int = 
         f"route to {window_actors} actors": routing,
         "pickle dumps+loads WindowBatch (pydantic)": pickle_events,
         "pickle dumps WindowBatch (sender side)": pickle_dumps,
+        "ray.cloudpickle dumps WindowBatch (what Ray runs)": cloudpickle_dumps,
+        "pickle loads WindowBatch (receiver side)": pickle_loads,
         "pickle dumps+loads list[bytes] (raw JSON)": pickle_raw,
     }
     c.freeze_inputs()  # the inputs stay out of the collector's way, as in benchmarks/core.py
@@ -787,6 +799,16 @@ def run_shape(
                 name: row[name][0] for name in row if name.startswith("window-")
             }
         result.rss["window_rss_by_progress"] = fractions
+        result.rss["window_rss_by_tenth"] = {
+            f"{tenth * 10}%": {
+                name: v[0]
+                for name, v in sampler.at(
+                    next((x.t for x in timeline if x.accounted >= tenth * n / 10), all_applied)
+                ).items()
+                if name.startswith("window-")
+            }
+            for tenth in range(1, 11)
+        }
         for spy in spies:
             spy.wait(timeout=args.profile_seconds + 30)
         if profile:
