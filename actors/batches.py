@@ -26,6 +26,7 @@ class WindowBatch:
     events: list[CodegenEvent]
     sources: list[SourceRange]
     assigned: list[tuple[str, int]] = field(default_factory=list)
-    """Partitions the sending consumer owns: each holds the watermark back until idle."""
-    fresh: list[tuple[str, int]] = field(default_factory=list)
-    """Partitions assigned to the sender since its previous batch."""
+    """Partitions the sending consumer owns."""
+    drained: list[tuple[str, int]] = field(default_factory=list)
+    """Those of ``assigned`` it has read to the end of the log; the others may hold a backlog,
+    so they hold the watermark back (see reducer/watermark.py)."""

@@ -71,7 +71,8 @@ class KafkaIngestActor:
         self.position: dict[TopicPartition, int] = {}
         self.sequence = 0
         self._last_sent = 0.0
-        self._fresh: set[TopicPartition] = set()
+        self._drained: set[TopicPartition] = set()
+        """Assigned partitions read to the end of the log (librdkafka's partition EOF)."""
         self.counters: Counter[str] = Counter()
         self.rejects_by_reason: Counter[str] = Counter()
         self.events_by_type: Counter[str] = Counter()
@@ -104,7 +105,8 @@ class KafkaIngestActor:
     # -- lifecycle (called by the driver and the coordinator) ---------------------------------
 
     def start(self) -> bool:
-        self.consumer = kafka.make_consumer(self.kafka)
+        # Partition EOF events tell window actors which partitions have no backlog left.
+        self.consumer = kafka.make_consumer(self.kafka, **{"enable.partition.eof": True})
         self.producer = kafka.make_producer(self.kafka)
         self.consumer.subscribe(
             self.kafka.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -152,6 +154,7 @@ class KafkaIngestActor:
             "events_by_type": dict(self.events_by_type),
             "batches_in_flight": len(self.inflight),
             "assigned": [f"{t}[{p}]" for t, p in self.assigned],
+            "drained": [f"{t}[{p}]" for t, p in sorted(self._drained)],
             "seconds_since_poll": None if self.last_poll is None else time.time() - self.last_poll,
             "running": self._thread is not None and self._thread.is_alive(),
             "paused": self._paused.is_set(),
@@ -168,9 +171,8 @@ class KafkaIngestActor:
                     continue
                 messages = self.consumer.consume(self.pipeline.batch_size, timeout=0.25)
                 self.last_poll = time.time()
-                if messages:
-                    self._dispatch(messages)
-                elif self.assigned and self.last_poll - self._last_sent >= HEARTBEAT_S:
+                sent = self._dispatch(messages) if messages else False
+                if not sent and self.assigned and self.last_poll - self._last_sent >= HEARTBEAT_S:
                     self._send([], [], {})  # "polled, found nothing": lets quiet windows close
                 self._reap(block=False)
             self._drain()
@@ -201,17 +203,23 @@ class KafkaIngestActor:
                 self.counters["commits"] += 1
             self.start_offsets = {}  # committed offsets are now at least the checkpoint's
 
-    def _dispatch(self, messages: list[Any]) -> None:
+    def _dispatch(self, messages: list[Any]) -> bool:
+        """Decode and send one consumed batch; False when it held no message to send."""
         limit = self.pipeline.max_message_bytes
         values: list[bytes] = []
         origin: list[Any] = []
         ranges: dict[TopicPartition, list[int]] = {}
         oversized: list[tuple[Any, str]] = []
         for message in messages:
-            if message.error() is not None:
-                self.counters["consumer_errors"] += 1
-                continue
             key = (message.topic(), message.partition())
+            error = message.error()
+            if error is not None:
+                if error.code() == kafka.PARTITION_EOF:
+                    self._drained.add(key)
+                else:
+                    self.counters["consumer_errors"] += 1
+                continue
+            self._drained.discard(key)
             ranges.setdefault(key, [message.offset(), message.offset()])[1] = message.offset()
             self.position[key] = message.offset() + 1
             value = message.value() or b""
@@ -224,7 +232,7 @@ class KafkaIngestActor:
         for message, reason in oversized:
             self._dead_letter(message, "oversized", reason)
         if not ranges:
-            return
+            return False
         decoded = decode_batch(values)
         for reject in decoded.rejects:
             self._dead_letter(origin[reject.index], reject.category, reject.reason)
@@ -250,6 +258,7 @@ class KafkaIngestActor:
         ]
         self._send(events, sources, by_event)
         self.counters["batches"] += 1
+        return True
 
     def _send(
         self, events: list[CodegenEvent], sources: list[SourceRange], by_event: dict[int, Any]
@@ -258,10 +267,10 @@ class KafkaIngestActor:
         self.sequence += 1
         self._last_sent = time.time()
         parts = route(events, len(self.windows))
-        fresh, self._fresh = sorted(self._fresh), set()
+        drained = sorted(self._drained)
         batch_id = (self.index, self.sequence)
         refs = [
-            window.apply.remote(WindowBatch(batch_id, part, sources, list(self.assigned), fresh))
+            window.apply.remote(WindowBatch(batch_id, part, sources, list(self.assigned), drained))
             for window, part in zip(self.windows, parts, strict=True)
         ]
         self.inflight.append(_InFlight(refs, parts, by_event, time.monotonic()))
@@ -336,7 +345,7 @@ class KafkaIngestActor:
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         new = {(p.topic, p.partition) for p in partitions}
-        self._fresh |= new
+        self._drained -= new  # unknown until its first fetch reaches the end
         self.assigned = sorted({*self.assigned, *new})
         self.counters["rebalances"] += 1
         if self.start_offsets:  # restoring: read from the checkpoint, not the group's commits
@@ -350,5 +359,6 @@ class KafkaIngestActor:
         self._drain()
         revoked = {(p.topic, p.partition) for p in partitions}
         self.assigned = [tp for tp in self.assigned if tp not in revoked]
+        self._drained -= revoked
         for tp in revoked:
             self.position.pop(tp, None)

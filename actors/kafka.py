@@ -32,6 +32,8 @@ HEARTBEAT_INTERVAL_MS = 1000
 # member (~11 s) where range needs one (~5 s). Eager range it is; on a real cluster set
 # extra_config {"partition.assignment.strategy": "cooperative-sticky"} (settings beat defaults).
 ASSIGNMENT_STRATEGY = "range"
+# With enable.partition.eof, a consumer yields this "error" each time it reaches a partition's end.
+PARTITION_EOF = confluent_kafka.KafkaError._PARTITION_EOF
 
 
 class KafkaDeliveryError(RuntimeError):

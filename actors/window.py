@@ -74,7 +74,7 @@ class WindowActor:
         fresh = self.dedup.admit(batch.events)
         duplicates = len(batch.events) - len(fresh)
         late = self.store.apply(fresh, self.tracker.watermark(now))
-        self.tracker.assign(batch.assigned, now, batch.fresh)
+        self.tracker.report(batch.assigned, batch.drained, now)
         for source in batch.sources:
             self.tracker.observe((source.topic, source.partition), source.max_event_time, now)
         self.tracker.heartbeat(now)

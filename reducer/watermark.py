@@ -5,13 +5,16 @@ Pure: the caller passes ``now`` (wall-clock seconds), so tests move time without
 Each source partition's progress is the largest event time seen on it. The pipeline watermark is
 the minimum over active partitions minus the allowed lateness, so a partition (or topic) read ahead
 of the others never makes their events late. Rules, with ``idle_timeout_s``:
-- a partition with no valid event for that long stops holding the watermark back (a partition
-  assigned but not yet read holds it back that long, so its backlog is not late);
-- when no partition has delivered any message (valid or not) for that long while the consumers
-  are demonstrably polling (a heartbeat within that time), the watermark follows the wall clock
-  minus lateness, so quiet windows still close. A flood of bad messages is not quiet, and a
-  consumer that is not polling (restarting, rebalancing, stalled) proves nothing, so neither can
-  make the backlog behind it late;
+- a partition holds the watermark back until its owner (the consumer it is assigned to) reports it
+  *drained*: read to the end of the log. Until then it may hold a backlog, so it holds back however
+  long that takes: through a rebalance, a restart or a restore, a partition revoked from one
+  consumer and not yet read by the next is not drained, and its backlog is never made late by the
+  wall clock (a stalled consumer stalls the watermark; /health and the lag gauge show it);
+- a drained partition with no valid event for ``idle_timeout_s`` stops holding the watermark back;
+- when every partition is drained and has delivered no message (valid or not) for that long while
+  the consumers are demonstrably polling (a heartbeat within that time), the watermark follows the
+  wall clock minus lateness, so quiet windows still close. A flood of bad messages is not quiet,
+  and a consumer that is not polling proves nothing;
 - it never goes backwards.
 """
 
@@ -30,6 +33,8 @@ class _Progress:
     """Last valid event (or the assignment, before any)."""
     last_message: float
     """Last message of any kind."""
+    drained: bool = False
+    """Its owner's last report said it was read to the end of the log."""
 
 
 @dataclass
@@ -45,17 +50,11 @@ class WatermarkTracker:
         """A consumer polled; quiet partitions are then really quiet, not unread."""
         self.last_heartbeat = now
 
-    def assign(
-        self, partitions: list[PartitionKey], now: float, fresh: list[PartitionKey] = ()
-    ) -> None:
-        """Partitions now being read; a new one holds the watermark back until data or idle.
-        ``fresh`` ones were just (re)assigned to a consumer: their idle clocks restart, so a
-        backlog a new owner is about to read (after a rebalance or a restore) is not late."""
-        for key in partitions:
-            self.partitions.setdefault(key, _Progress(None, now, now))
-        for key in fresh:
-            progress = self.partitions.setdefault(key, _Progress(None, now, now))
-            progress.last_active = progress.last_message = now
+    def report(self, assigned: list[PartitionKey], drained: list[PartitionKey], now: float) -> None:
+        """A consumer owns ``assigned``; of those, ``drained`` are read to the end of the log."""
+        at_end = set(drained)
+        for key in assigned:
+            self.partitions.setdefault(key, _Progress(None, now, now)).drained = key in at_end
 
     def observe(self, key: PartitionKey, max_event_time: datetime | None, now: float) -> None:
         """A batch from ``key`` whose latest event time is ``max_event_time`` (None: the batch
@@ -73,7 +72,9 @@ class WatermarkTracker:
         """Event time before which no more on-time events are expected; None before any data."""
         lateness = timedelta(seconds=self.allowed_lateness_s)
         idle = self.idle_timeout_s
-        active = [p for p in self.partitions.values() if now - p.last_active < idle]
+        active = [
+            p for p in self.partitions.values() if not p.drained or now - p.last_active < idle
+        ]
         if any(p.max_event_time is None for p in active):
             candidate = None  # a partition not read yet: its backlog must not become late
         elif active:
@@ -101,7 +102,8 @@ class WatermarkTracker:
         }
 
     def load(self, obj: dict, now: float) -> WatermarkTracker:
-        """Restore progress; every partition counts as active from ``now``."""
+        """Restore progress; every partition holds the watermark back until its new owner
+        reports it drained."""
         for topic, partition, max_time in obj["partitions"]:
             observed = datetime.fromisoformat(max_time) if max_time else None
             key = (topic, int(partition))

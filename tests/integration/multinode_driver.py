@@ -56,7 +56,7 @@ def main() -> None:
         ingest_actors=2,
         window_actors=3,
         checkpoint_interval_seconds=1.0,
-        idle_partition_timeout_seconds=15,  # above the rebalance gap of a lost node
+        idle_partition_timeout_seconds=4,  # below the hand-over gap of a lost node
     )
     events = fleet(200, seed=41)
     first, second = events[:900], events[900:]

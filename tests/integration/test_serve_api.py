@@ -30,6 +30,7 @@ from reducer import MetricsAggregator, window_bounds
 from tests.integration.test_pipeline import COMPARED, START
 
 TOKEN = "s3cret-token"
+AHEAD = timedelta(minutes=3)
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 
@@ -60,7 +61,11 @@ def live(ray_session: None, broker: str) -> Iterator[dict]:
             ingest_actors=2,
             window_actors=2,
             tick_seconds=0.5,
-            allowed_lateness_seconds=0,
+            # Windows holding live events stay open for two hours after their end, so no hour or
+            # day boundary during the run can close them; the old backlog still closes, because
+            # every partition's progress reaches the live events (and a partition read to its
+            # end with old events only goes idle after 2 s).
+            allowed_lateness_seconds=7200,
             idle_partition_timeout_seconds=2,
             checkpoint_dir=tempfile.mkdtemp(prefix="ckpt"),
         ),
@@ -68,9 +73,10 @@ def live(ray_session: None, broker: str) -> Iterator[dict]:
     )
     old = list(simulate_fleet(40, 1, start=START, workflows_per_second=0.05))
     now = datetime.now(UTC)
-    live_start = max(now - timedelta(seconds=90), window_bounds(now, EnumMetricsWindow.HOURLY)[0])
-    recent = list(simulate_fleet(30, 2, start=live_start, workflows_per_second=2))
-    recent = [e for e in recent if datetime.fromisoformat(e["timestamp"]) < now]
+    # Live events from 90 s ago to 3 minutes ahead (inside the 5-minute future skew), so the
+    # window containing "now" holds events for every test of this module, midnight or not.
+    recent = list(simulate_fleet(200, 2, start=now - timedelta(seconds=90), workflows_per_second=1))
+    recent = [e for e in recent if datetime.fromisoformat(e["timestamp"]) < now + AHEAD]
     # A backlog read by a new consumer group (produced first: an idle pipeline would rightly
     # let the wall clock close these old windows, making them late).
     kafka.ensure_topics(kafka_settings, kafka_settings.input_topics)

@@ -30,13 +30,18 @@ def minus_lateness(event_time: datetime) -> datetime:
     return event_time - timedelta(seconds=LATENESS)
 
 
+def drained(marks: WatermarkTracker, partitions: list, now: float) -> None:
+    """Their owner has read these partitions to the end of the log."""
+    marks.report(partitions, partitions, now)
+
+
 def test_the_watermark_is_none_before_any_partition_is_seen() -> None:
     assert tracker().watermark(NOW) is None
 
 
 def test_the_watermark_is_none_while_assigned_partitions_have_not_produced_data() -> None:
     marks = tracker()
-    marks.assign([STARTED, COMPLETED], NOW)
+    marks.report([STARTED, COMPLETED], [], NOW)
 
     assert marks.watermark(NOW + 1) is None
 
@@ -83,28 +88,80 @@ def test_the_watermark_is_the_minimum_over_every_active_partition() -> None:
     assert marks.watermark(NOW) == minus_lateness(at(400))
 
 
-def test_an_assigned_partition_without_data_holds_the_watermark_back_until_the_idle_timeout() -> (
-    None
-):
+def test_a_drained_empty_partition_holds_the_watermark_back_until_the_idle_timeout() -> None:
     marks = tracker()
-    marks.assign([STARTED, COMPLETED], NOW)
+    drained(marks, [COMPLETED], NOW)
+    marks.report([STARTED], [], NOW)
     marks.observe(STARTED, at(600), NOW + IDLE - 1)
 
     assert marks.watermark(NOW + IDLE - 1) is None  # COMPLETED might still deliver old events
     assert marks.watermark(NOW + IDLE) == minus_lateness(at(600))
 
 
-def test_assigning_a_partition_again_does_not_reset_its_idle_clock() -> None:
+def test_reporting_a_partition_again_does_not_reset_its_idle_clock() -> None:
     marks = tracker()
-    marks.assign([STARTED, COMPLETED], NOW)
+    drained(marks, [STARTED, COMPLETED], NOW)
     marks.observe(STARTED, at(600), NOW + IDLE)
-    marks.assign([STARTED, COMPLETED], NOW + IDLE)  # every batch repeats the assignment
+    drained(marks, [STARTED, COMPLETED], NOW + IDLE)  # every batch repeats the report
 
     assert marks.watermark(NOW + IDLE) == minus_lateness(at(600))
 
 
+def test_a_partition_not_read_to_its_end_holds_the_watermark_back_however_long_it_takes() -> None:
+    marks = tracker()
+    marks.report([STARTED, COMPLETED], [STARTED], NOW)  # COMPLETED has a backlog to read
+    marks.observe(STARTED, at(600), NOW)
+    marks.heartbeat(NOW + 100 * IDLE)
+
+    assert marks.watermark(NOW + 100 * IDLE) is None  # neither its progress nor the wall clock
+    marks.observe(COMPLETED, at(60), NOW + 100 * IDLE)
+    assert marks.watermark(NOW + 100 * IDLE) == minus_lateness(at(60))
+    drained(marks, [STARTED, COMPLETED], NOW + 100 * IDLE + 1)
+    assert marks.watermark(NOW + 101 * IDLE + 1) == minus_lateness(at(60))  # no newer data
+    marks.heartbeat(NOW + 102 * IDLE - 1)
+    assert marks.watermark(NOW + 102 * IDLE) == datetime.fromtimestamp(
+        NOW + 102 * IDLE, UTC
+    ) - timedelta(seconds=LATENESS)
+
+
+def test_a_partition_handed_over_in_a_rebalance_holds_back_until_its_new_owner_drains_it() -> None:
+    """The old owner read part of COMPLETED's backlog and lost it in a rebalance; the new owner
+    takes longer than the idle timeout to start. Its backlog must not become late meanwhile."""
+    marks = tracker()
+    marks.report([STARTED, COMPLETED], [STARTED], NOW)  # owner A: COMPLETED not at its end
+    marks.observe(STARTED, at(3600), NOW)
+    marks.observe(COMPLETED, at(100), NOW)
+    marks.report([STARTED], [STARTED], NOW + 1)  # A keeps STARTED; COMPLETED is revoked
+    marks.observe(STARTED, at(3700), NOW + 5 * IDLE)
+
+    assert marks.watermark(NOW + 5 * IDLE) == minus_lateness(at(100))
+    marks.report([COMPLETED], [], NOW + 5 * IDLE)  # owner B starts reading
+    marks.observe(COMPLETED, at(200), NOW + 5 * IDLE)
+    assert marks.watermark(NOW + 5 * IDLE) == minus_lateness(at(200))
+    drained(marks, [COMPLETED], NOW + 5 * IDLE + 1)
+    marks.observe(STARTED, at(3800), NOW + 6 * IDLE + 1)
+    assert marks.watermark(NOW + 6 * IDLE + 1) == minus_lateness(at(3800))
+
+
+def test_restored_partitions_hold_back_until_their_owner_reports_them_drained() -> None:
+    before = tracker()
+    drained(before, [STARTED], NOW)
+    before.observe(STARTED, at(600), NOW)
+    later = NOW + 86_400  # a day later: the wall clock is far ahead of the restored progress
+    restored = tracker().load(before.to_obj(), later)
+    restored.heartbeat(later + 10 * IDLE)
+
+    assert restored.watermark(later + 10 * IDLE) == minus_lateness(at(600))
+    drained(restored, [STARTED], later + 10 * IDLE)
+    restored.heartbeat(later + 11 * IDLE - 1)
+    assert restored.watermark(later + 11 * IDLE) == datetime.fromtimestamp(
+        later + 11 * IDLE, UTC
+    ) - timedelta(seconds=LATENESS)
+
+
 def test_an_idle_partition_stops_holding_the_watermark_back() -> None:
     marks = tracker()
+    drained(marks, [STARTED, COMPLETED], NOW)
     marks.observe(STARTED, at(100), NOW)
     marks.observe(COMPLETED, at(900), NOW)
     assert marks.watermark(NOW) == minus_lateness(at(100))
@@ -116,6 +173,7 @@ def test_an_idle_partition_stops_holding_the_watermark_back() -> None:
 
 def test_a_partition_is_still_active_just_before_the_idle_timeout() -> None:
     marks = tracker()
+    drained(marks, [STARTED, COMPLETED], NOW)
     marks.observe(STARTED, at(100), NOW)
     marks.observe(COMPLETED, at(1000), NOW + IDLE - 1)
 
@@ -124,6 +182,7 @@ def test_a_partition_is_still_active_just_before_the_idle_timeout() -> None:
 
 def test_a_partition_sending_only_bad_messages_goes_idle_and_stops_holding_back() -> None:
     marks = tracker()
+    drained(marks, [STARTED, COMPLETED], NOW)
     marks.observe(STARTED, at(100), NOW)
     marks.observe(COMPLETED, at(900), NOW)
     marks.observe(STARTED, None, NOW + IDLE - 1)  # messages, but no decodable events
@@ -134,6 +193,7 @@ def test_a_partition_sending_only_bad_messages_goes_idle_and_stops_holding_back(
 
 def test_when_every_partition_is_idle_the_watermark_follows_the_wall_clock_minus_lateness() -> None:
     marks = tracker()
+    drained(marks, [STARTED, COMPLETED], NOW)
     marks.observe(STARTED, at(100), NOW)
     marks.observe(COMPLETED, at(200), NOW)
     later = NOW + 2 * 3600
@@ -150,7 +210,7 @@ def test_when_every_partition_is_idle_the_watermark_follows_the_wall_clock_minus
 
 def test_assigned_partitions_that_never_produce_let_the_wall_clock_close_windows() -> None:
     marks = tracker()
-    marks.assign([STARTED, COMPLETED], NOW)
+    drained(marks, [STARTED, COMPLETED], NOW)
     marks.heartbeat(NOW + IDLE - 1)
 
     assert marks.watermark(NOW + IDLE) == datetime.fromtimestamp(NOW + IDLE, UTC) - timedelta(
@@ -160,7 +220,7 @@ def test_assigned_partitions_that_never_produce_let_the_wall_clock_close_windows
 
 def test_the_watermark_is_a_utc_datetime() -> None:
     marks = tracker()
-    marks.assign([STARTED], NOW)
+    drained(marks, [STARTED], NOW)
     marks.heartbeat(NOW + IDLE - 1)
 
     watermark = marks.watermark(NOW + IDLE)
@@ -174,7 +234,7 @@ def test_the_watermark_never_goes_backwards_when_a_new_partition_is_assigned() -
     marks.observe(STARTED, at(600), NOW)
     before = marks.watermark(NOW)
 
-    marks.assign([COMPLETED], NOW + 1)  # new, no data yet: holds back, but cannot undo
+    marks.report([COMPLETED], [], NOW + 1)  # new, no data yet: holds back, but cannot undo
 
     assert marks.watermark(NOW + 1) == before
 
@@ -191,6 +251,7 @@ def test_the_watermark_never_goes_backwards_when_a_slower_partition_appears() ->
 
 def test_the_watermark_never_goes_backwards_when_an_idle_partition_resumes_behind() -> None:
     marks = tracker()
+    drained(marks, [STARTED, COMPLETED], NOW)
     marks.observe(STARTED, at(100), NOW)
     marks.observe(COMPLETED, at(900), NOW + IDLE)
     before = marks.watermark(NOW + IDLE)  # STARTED idle: follows COMPLETED
@@ -203,6 +264,7 @@ def test_the_watermark_never_goes_backwards_when_an_idle_partition_resumes_behin
 def test_the_watermark_never_goes_backwards_when_the_wall_clock_is_behind_event_time() -> None:
     marks = tracker()
     future = datetime.fromtimestamp(NOW, UTC) + timedelta(days=1)
+    drained(marks, [STARTED], NOW)
     marks.observe(STARTED, future, NOW)
     before = marks.watermark(NOW)
 
@@ -212,7 +274,7 @@ def test_the_watermark_never_goes_backwards_when_the_wall_clock_is_behind_event_
 def test_the_watermark_never_goes_backwards_over_an_arbitrary_sequence() -> None:
     marks = tracker()
     partitions = [STARTED, COMPLETED, COMPLETED_1]
-    marks.assign(partitions, NOW)
+    drained(marks, partitions, NOW)
     seen: list[datetime] = []
     for step in range(200):
         now = NOW + step * 7.0
@@ -232,7 +294,7 @@ def test_a_flood_of_bad_messages_is_not_quiet_so_the_watermark_does_not_follow_t
     None
 ):
     marks = tracker()
-    marks.assign([STARTED, COMPLETED], NOW)
+    drained(marks, [STARTED, COMPLETED], NOW)
     for step in range(1, 10):  # only undecodable messages, for longer than the idle timeout
         marks.observe(STARTED, None, NOW + step * IDLE)
     assert marks.watermark(NOW + 9 * IDLE) is None
@@ -242,6 +304,7 @@ def test_a_flood_of_bad_messages_is_not_quiet_so_the_watermark_does_not_follow_t
 
 def test_quiet_partitions_without_a_polling_consumer_do_not_advance_the_wall_clock() -> None:
     marks = tracker()
+    drained(marks, [STARTED], NOW)
     marks.observe(STARTED, at(100), NOW)
     assert marks.watermark(NOW) == minus_lateness(at(100))
     # then the consumer restarts: no polls for a while, so the quiet proves nothing
