@@ -1,13 +1,15 @@
 """KafkaIngestActor: consume in batches, decode, fan out to window actors.
 
 Data path (the one place it is written down):
-1. consume up to ``batch_size`` messages;
-2. dead-letter what cannot become an event (oversized, undecodable, invalid, stamped too far in
-   the future), with headers naming the reason, source topic, partition and offset;
-3. route events by workflow_id hash and send every window actor one call for the batch (empty
-   sub-batches too: they carry partition progress for the watermark);
-4. keep up to ``max_batches_in_flight`` batches outstanding (backpressure beyond that); send the
-   events a window actor found too late to the late-events topic;
+1. consume up to ``batch_size`` messages; dead-letter oversized ones;
+2. route the raw messages by workflow_id hash (found without decoding, see actors/routing.py) and
+   send every window actor one call for the batch (empty sub-batches too: they carry partition
+   progress for the watermark). Window actors decode, so decoding spreads over their cores and
+   only bytes cross the Ray boundary;
+3. keep up to ``max_batches_in_flight`` batches outstanding (backpressure beyond that); when a
+   batch is applied, dead-letter what its window actors could not decode (or found stamped too
+   far in the future) and send events too late for their window to the late-events topic, each
+   with headers naming the reason, source topic, partition and offset;
 5. offsets are committed only at a checkpoint barrier: the coordinator pauses every ingest actor,
    each drains its in-flight batches and reports its position; after the checkpoint is written
    the coordinator resumes them and each commits exactly the checkpointed offsets.
@@ -22,19 +24,15 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ray
 from ray.util import metrics
 
 from actors import kafka
-from actors.batches import SourceRange, WindowBatch
-from actors.routing import route
-from models.decode import decode_batch
-from models.events import CodegenEvent
+from actors.batches import Applied, SourceRange, WindowBatch
+from actors.routing import route_messages
 from models.settings import KafkaSettings, PipelineSettings
-from reducer.windows import hour_start
 
 log = logging.getLogger(__name__)
 PAUSE_TIMEOUT_S = 60.0
@@ -46,8 +44,8 @@ TopicPartition = tuple[str, int]
 @dataclass
 class _InFlight:
     refs: list[Any]
-    parts: list[list[CodegenEvent]]
-    messages: dict[int, Any]  # id(event) -> source message, to route late events
+    parts: list[list[Any]]
+    """Per window actor, the source messages of its values (to dead-letter by position)."""
     began: float
 
 
@@ -173,7 +171,8 @@ class KafkaIngestActor:
                 self.last_poll = time.time()
                 sent = self._dispatch(messages) if messages else False
                 if not sent and self.assigned and self.last_poll - self._last_sent >= HEARTBEAT_S:
-                    self._send([], [], {})  # "polled, found nothing": lets quiet windows close
+                    # "polled, found nothing": lets quiet windows close
+                    self._send([[] for _ in self.windows], [], {})
                 self._reap(block=False)
             self._drain()
         except Exception as exc:  # the actor stays up to report it; offsets stay uncommitted
@@ -204,12 +203,11 @@ class KafkaIngestActor:
             self.start_offsets = {}  # committed offsets are now at least the checkpoint's
 
     def _dispatch(self, messages: list[Any]) -> bool:
-        """Decode and send one consumed batch; False when it held no message to send."""
+        """Route and send one consumed batch; False when it held no message to send."""
         limit = self.pipeline.max_message_bytes
-        values: list[bytes] = []
-        origin: list[Any] = []
+        kept: list[Any] = []
         ranges: dict[TopicPartition, list[int]] = {}
-        oversized: list[tuple[Any, str]] = []
+        oversized = 0
         for message in messages:
             key = (message.topic(), message.partition())
             error = message.error()
@@ -222,67 +220,54 @@ class KafkaIngestActor:
             self._drained.discard(key)
             ranges.setdefault(key, [message.offset(), message.offset()])[1] = message.offset()
             self.position[key] = message.offset() + 1
-            value = message.value() or b""
-            if len(value) > limit:
-                oversized.append((message, f"message of {len(value)} bytes exceeds {limit}"))
+            size = len(message.value() or b"")
+            if size > limit:
+                self._dead_letter(message, "oversized", f"message of {size} bytes exceeds {limit}")
+                oversized += 1
                 continue
-            values.append(value)
-            origin.append(message)
-        self.counters["messages_in"] += len(values) + len(oversized)
-        for message, reason in oversized:
-            self._dead_letter(message, "oversized", reason)
+            kept.append(message)
+        self.counters["messages_in"] += len(kept) + oversized
         if not ranges:
             return False
-        decoded = decode_batch(values)
-        for reject in decoded.rejects:
-            self._dead_letter(origin[reject.index], reject.category, reject.reason)
-        horizon = datetime.now(UTC) + timedelta(seconds=self.pipeline.max_future_skew_seconds)
-        events: list[CodegenEvent] = []
-        by_event: dict[int, Any] = {}
-        max_time: dict[TopicPartition, datetime] = {}
-        for event, index in zip(decoded.events, decoded.indices, strict=True):
-            message = origin[index]
-            if event.timestamp > horizon:
-                reason = f"timestamp {event.timestamp.isoformat()} is beyond the allowed skew"
-                self._dead_letter(message, "future_timestamp", reason)
-                continue
-            events.append(event)
-            by_event[id(event)] = message
-            key = (message.topic(), message.partition())
-            if key not in max_time or event.timestamp > max_time[key]:
-                max_time[key] = event.timestamp
-        self._count(events)
-        sources = [
-            SourceRange(topic, partition, first, last, max_time.get((topic, partition)))
-            for (topic, partition), (first, last) in ranges.items()
+        source_of = {key: index for index, key in enumerate(ranges)}
+        sources = [SourceRange(t, p, first, last) for (t, p), (first, last) in ranges.items()]
+        values = [message.value() or b"" for message in kept]
+        parts = [
+            [kept[position] for position in positions]
+            for positions in route_messages(values, len(self.windows))
         ]
-        self._send(events, sources, by_event)
+        self._send(parts, sources, source_of)
         self.counters["batches"] += 1
         return True
 
     def _send(
-        self, events: list[CodegenEvent], sources: list[SourceRange], by_event: dict[int, Any]
+        self,
+        parts: list[list[Any]],
+        sources: list[SourceRange],
+        source_of: dict[TopicPartition, int],
     ) -> None:
         """One call per window actor (empty sub-batches too: they carry progress)."""
         self.sequence += 1
         self._last_sent = time.time()
-        parts = route(events, len(self.windows))
         drained = sorted(self._drained)
+        assigned = list(self.assigned)
         batch_id = (self.index, self.sequence)
         refs = [
-            window.apply.remote(WindowBatch(batch_id, part, sources, list(self.assigned), drained))
+            window.apply.remote(
+                WindowBatch(
+                    batch_id,
+                    [message.value() or b"" for message in part],
+                    [source_of[(message.topic(), message.partition())] for message in part],
+                    sources,
+                    assigned,
+                    drained,
+                )
+            )
             for window, part in zip(self.windows, parts, strict=True)
         ]
-        self.inflight.append(_InFlight(refs, parts, by_event, time.monotonic()))
+        self.inflight.append(_InFlight(refs, parts, time.monotonic()))
         while len(self.inflight) >= self.pipeline.max_batches_in_flight:
             self._reap(block=True)
-
-    def _count(self, events: list[CodegenEvent]) -> None:
-        self.counters["events_in"] += len(events)
-        by_type = Counter(event.event_type for event in events)
-        self.events_by_type.update(by_type)
-        for event_type, n in by_type.items():
-            self.metric_events.inc(n, {"event_type": event_type})
 
     def _dead_letter(self, message: Any, category: str, reason: str, topic: str = "") -> None:
         """Route a message that will not be counted, with why; the dead-letter topic unless
@@ -315,14 +300,19 @@ class KafkaIngestActor:
             self.metric_rejects.inc()
 
     def _settle(self, batch: _InFlight) -> None:
-        results = ray.get(batch.refs)
-        for part, (late_positions, duplicates) in zip(batch.parts, results, strict=True):
-            self.counters["duplicates_dropped"] += duplicates
-            for position in late_positions:
-                event = part[position]
-                message = batch.messages[id(event)]
-                reason = f"hour {hour_start(event.timestamp).isoformat()} already closed"
-                self._dead_letter(message, "late", reason, topic=self.kafka.late_topic)
+        results: list[Applied] = ray.get(batch.refs)
+        by_type: Counter[str] = Counter()
+        for part, applied in zip(batch.parts, results, strict=True):
+            self.counters["duplicates_dropped"] += applied.duplicates
+            by_type.update(applied.events_by_type)
+            for position, category, reason in applied.rejects:
+                self._dead_letter(part[position], category, reason)
+            for position, reason in applied.late:
+                self._dead_letter(part[position], "late", reason, topic=self.kafka.late_topic)
+        self.counters["events_in"] += by_type.total()
+        self.events_by_type.update(by_type)
+        for event_type, n in by_type.items():
+            self.metric_events.inc(n, {"event_type": event_type})
         self.metric_batch_ms.observe((time.monotonic() - batch.began) * 1000)
 
     def _reap(self, block: bool) -> None:

@@ -6,13 +6,15 @@ import json
 import time
 import zlib
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import ray
 from ray.util import metrics
 
-from actors.batches import WindowBatch
+from actors.batches import Applied, WindowBatch
+from models.decode import decode_batch
+from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
 from models.settings import PipelineSettings, ReducerSettings
 from reducer.dedup import DedupFilter
@@ -37,6 +39,7 @@ class WindowActor:
         restore: list[bytes] | None = None,
     ) -> None:
         self.index = index
+        self.max_future_skew_s = pipeline.max_future_skew_seconds
         self.store = PaneStore(reducer, pipeline.windows)
         self.tracker = WatermarkTracker(
             pipeline.allowed_lateness_seconds, pipeline.idle_partition_timeout_seconds
@@ -67,16 +70,34 @@ class WindowActor:
         for metric in (self.metric_events, self.metric_apply_ms, self.metric_lag):
             metric.set_default_tags({"actor": f"window-{index}"})
 
-    def apply(self, batch: WindowBatch) -> tuple[list[int], int]:
-        """Fold one batch in. Returns the positions (in ``batch.events``) of events that were too
-        late to apply, and how many duplicates were dropped."""
+    def apply(self, batch: WindowBatch) -> Applied:
+        """Decode and fold one batch in. Reports, by position in ``batch.values``, what could not
+        be applied: messages that are not valid events (or are stamped too far in the future)
+        and events too late for their window."""
         now = time.time()
-        fresh = self.dedup.admit(batch.events)
-        duplicates = len(batch.events) - len(fresh)
+        decoded = decode_batch(batch.values)
+        rejects = [(r.index, r.category, r.reason) for r in decoded.rejects]
+        horizon = datetime.fromtimestamp(now + self.max_future_skew_s, UTC)
+        events: list[CodegenEvent] = []
+        positions: dict[int, int] = {}
+        progress: dict[int, datetime] = {}
+        for event, index in zip(decoded.events, decoded.indices, strict=True):
+            stamp = event.timestamp
+            if stamp > horizon:
+                reason = f"timestamp {stamp.isoformat()} is beyond the allowed skew"
+                rejects.append((index, "future_timestamp", reason))
+                continue
+            events.append(event)
+            positions[id(event)] = index
+            source = batch.origins[index]
+            if source not in progress or stamp > progress[source]:
+                progress[source] = stamp
+        fresh = self.dedup.admit(events)
         late = self.store.apply(fresh, self.tracker.watermark(now))
         self.tracker.report(batch.assigned, batch.drained, now)
-        for source in batch.sources:
-            self.tracker.observe((source.topic, source.partition), source.max_event_time, now)
+        for source_index, source in enumerate(batch.sources):
+            key = (source.topic, source.partition)
+            self.tracker.observe(key, progress.get(source_index), now)
         self.tracker.heartbeat(now)
         applied = len(fresh) - len(late)
         self.events_applied += applied
@@ -85,15 +106,21 @@ class WindowActor:
         if applied:
             self.metric_events.inc(applied)
         self.metric_apply_ms.observe((time.time() - now) * 1000)
-        if not late:
-            return [], duplicates
         for event in late:
             self.late_by_window[window_id(HOUR, hour_start(event.timestamp))] += 1
         if len(self.late_by_window) > LATE_WINDOWS_KEPT:
             for key in sorted(self.late_by_window)[: len(self.late_by_window) - LATE_WINDOWS_KEPT]:
                 del self.late_by_window[key]
-        late_ids = {id(e) for e in late}
-        return [i for i, e in enumerate(batch.events) if id(e) in late_ids], duplicates
+        too_late = [
+            (positions[id(event)], f"hour {hour_start(event.timestamp).isoformat()} already closed")
+            for event in late
+        ]
+        return Applied(
+            rejects=rejects,
+            late=too_late,
+            duplicates=len(events) - len(fresh),
+            events_by_type=dict(Counter(event.event_type for event in events)),
+        )
 
     def collect(self) -> tuple[dict[WindowKey, bytes], datetime | None]:
         """Partials of windows changed since the last collect, and this actor's watermark."""

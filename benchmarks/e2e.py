@@ -69,7 +69,7 @@ from actors.batches import SourceRange, WindowBatch
 from actors.broker import EmbeddedBroker
 from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
-from actors.routing import route
+from actors.routing import route, route_messages
 from cli.simulator import simulate_fleet
 from models.decode import decode_batch
 from models.metrics import EnumMetricsWindow
@@ -198,14 +198,17 @@ def stage_costs(pool: Pool, batch_size: int, window_actors: int, repeats: int = 
     decoded = [decode_batch(list(b)).events for b in line_batches]
     n = len(lines)
     settings = ReducerSettings()
-    fake_sources = [SourceRange("t", p, 0, 1, BACKLOG_START) for p in range(16)]
+    fake_sources = [SourceRange("t", p, 0, 1) for p in range(16)]
     assigned = [("t", p) for p in range(16)]
-    window_batches = [
-        [WindowBatch((0, i), part, fake_sources, assigned) for part in route(events, window_actors)]
-        for i, events in enumerate(decoded)
+    window_batches = [  # what an ingest actor sends now: raw messages
+        [
+            WindowBatch((0, i), [batch[k] for k in part], [0] * len(part), fake_sources, assigned)
+            for part in route_messages(batch, window_actors)
+        ]
+        for i, batch in enumerate(line_batches)
     ]
+    event_parts = [route(events, window_actors) for events in decoded]  # what it sent before
     pickled = [[pickle.dumps(wb, protocol=5) for wb in wbs] for wbs in window_batches]
-    raw_pickled = [pickle.dumps(list(b), protocol=5) for b in line_batches]
 
     def ceiling() -> None:
         state = AggregationState(settings)
@@ -227,44 +230,33 @@ def stage_costs(pool: Pool, batch_size: int, window_actors: int, repeats: int = 
             store.apply(events, None)
 
     def routing() -> None:
-        for events in decoded:
-            route(events, window_actors)
+        for batch in line_batches:
+            route_messages(batch, window_actors)
 
-    def pickle_events() -> None:  # what Ray does to each apply() argument, both ends
+    def pickle_events() -> None:  # the previous design: decoded events crossed the Ray boundary
+        for parts in event_parts:
+            for part in parts:
+                pickle.loads(ray.cloudpickle.dumps(part, protocol=5))
+
+    def pickle_batches() -> None:  # what Ray does to each apply() argument, both ends
         for wbs in window_batches:
             for wb in wbs:
-                pickle.loads(pickle.dumps(wb, protocol=5))
-
-    def pickle_dumps() -> None:
-        for wbs in window_batches:
-            for wb in wbs:
-                pickle.dumps(wb, protocol=5)
-
-    def cloudpickle_dumps() -> None:  # Ray's serializer is ray.cloudpickle (a Python Pickler)
-        for wbs in window_batches:
-            for wb in wbs:
-                ray.cloudpickle.dumps(wb, protocol=5)
+                pickle.loads(ray.cloudpickle.dumps(wb, protocol=5))
 
     def pickle_loads() -> None:  # Ray deserialises with the C unpickler
         for ps in pickled:
             for data in ps:
                 pickle.loads(data)
 
-    def pickle_raw() -> None:
-        for batch in line_batches:
-            pickle.loads(pickle.dumps(list(batch), protocol=5))
-
     fns = {
         "ceiling: decode_batch + add_batch": ceiling,
         "decode_batch": decode,
         "AggregationState.add_batch": add_batch,
         "PaneStore.apply (hour split + add_batch)": pane_apply,
-        f"route to {window_actors} actors": routing,
-        "pickle dumps+loads WindowBatch (pydantic)": pickle_events,
-        "pickle dumps WindowBatch (sender side)": pickle_dumps,
-        "ray.cloudpickle dumps WindowBatch (what Ray runs)": cloudpickle_dumps,
+        f"route raw messages to {window_actors} actors": routing,
+        "Ray serialise+deserialise WindowBatch (raw bytes)": pickle_batches,
         "pickle loads WindowBatch (receiver side)": pickle_loads,
-        "pickle dumps+loads list[bytes] (raw JSON)": pickle_raw,
+        "before: Ray serialise+deserialise pydantic events": pickle_events,
     }
     c.freeze_inputs()  # the inputs stay out of the collector's way, as in benchmarks/core.py
     timings = c.time_interleaved(fns, repeats)
@@ -280,7 +272,10 @@ def stage_costs(pool: Pool, batch_size: int, window_actors: int, repeats: int = 
     }
     out["_bytes_per_event"] = {
         "pickled WindowBatch": sum(len(p) for ps in pickled for p in ps) / n,
-        "pickled raw JSON": sum(len(p) for p in raw_pickled) / n,
+        "pickled events (before)": sum(
+            len(pickle.dumps(part, protocol=5)) for parts in event_parts for part in parts
+        )
+        / n,
         "JSON": sum(len(v) for v in lines) / n,
     }
     out["_events"] = n
@@ -292,8 +287,8 @@ def stage_costs(pool: Pool, batch_size: int, window_actors: int, repeats: int = 
 class _Sink:
     """Stands in for a window actor: receives a batch and does nothing (or only decodes)."""
 
-    def take(self, batch: Any) -> int:
-        return len(batch.events)
+    def take(self, events: list[Any]) -> int:
+        return len(events)
 
     def take_raw(self, lines: list[bytes]) -> int:
         return len(lines)
@@ -304,12 +299,10 @@ class _Sink:
 
 def ray_round_trips(pool: Pool, batch_size: int, in_flight: int = 4) -> dict[str, float]:
     """Events/s through one Ray actor call per batch (``in_flight`` outstanding, as the ingest
-    actor does), for a WindowBatch of pydantic events vs the raw JSON bytes."""
+    actor does), for decoded pydantic events (the previous design) vs the raw JSON bytes."""
     lines = pool.values[: max(batch_size * 100, 100_000)]
     line_batches = [list(b) for b in c.batches(lines, batch_size)]
-    event_batches = [
-        WindowBatch((0, i), decode_batch(b).events, [], []) for i, b in enumerate(line_batches)
-    ]
+    event_batches = [decode_batch(b).events for b in line_batches]
     sink = _Sink.remote()
     # Warm up every method (the first decode imports models.decode in the worker).
     ray.get(
@@ -321,7 +314,7 @@ def ray_round_trips(pool: Pool, batch_size: int, in_flight: int = 4) -> dict[str
     )
     out: dict[str, float] = {}
     cases = (
-        ("pydantic WindowBatch -> actor", sink.take, event_batches),
+        ("pydantic events -> actor (before)", sink.take, event_batches),
         ("raw JSON bytes -> actor", sink.take_raw, line_batches),
         ("raw JSON bytes -> actor decodes", sink.take_raw_decode, line_batches),
     )

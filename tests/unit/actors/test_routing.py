@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.routing import owner, route
+from actors.routing import message_owner, owner, route, route_messages
 from tests.datasets import mixed_events, workflow
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -145,3 +145,91 @@ def test_route_to_a_single_actor_keeps_the_whole_batch() -> None:
     events = mixed_events(50, seed=8)
 
     assert route(events, 1) == [events]
+
+
+# -- raw messages: routed without decoding --------------------------------------------------------
+
+
+def raw(event: object) -> bytes:
+    return event.model_dump_json().encode()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("actors", ACTOR_COUNTS)
+def test_a_raw_message_goes_to_the_owner_of_its_workflow(actors: int) -> None:
+    events = mixed_events(300, seed=9)
+
+    assert [message_owner(raw(e), actors) for e in events] == [
+        owner(e.workflow_id, actors) for e in events
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "123E4567-E89B-12D3-A456-426614174000",
+        "{123e4567-e89b-12d3-a456-426614174000}",
+        "123e4567e89b12d3a456426614174000",
+        "urn:uuid:123e4567-e89b-12d3-a456-426614174000",
+    ],
+)
+def test_every_spelling_pydantic_accepts_of_a_workflow_id_routes_like_the_canonical_one(
+    text: str,
+) -> None:
+    message = json.dumps({"event_type": "CODEGEN_STARTED", "workflow_id": text}).encode()
+    workflow_id = uuid.UUID("123e4567-e89b-12d3-a456-426614174000")
+
+    assert [message_owner(message, n) for n in ACTOR_COUNTS] == FIXED[str(workflow_id)]
+
+
+def test_whitespace_and_key_order_do_not_change_the_route() -> None:
+    text = "c0ffee00-1234-4abc-9def-0123456789ab"
+    messages = [
+        json.dumps({"workflow_id": text, "event_type": "CODEGEN_STARTED"}).encode(),
+        json.dumps({"event_type": "CODEGEN_STARTED", "workflow_id": text}, indent=2).encode(),
+        b'{"a":1,"workflow_id"  :\t"' + text.encode() + b'"}',
+    ]
+
+    assert {tuple(message_owner(m, n) for n in ACTOR_COUNTS) for m in messages} == {
+        tuple(FIXED[text])
+    }
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"not json at all",
+        b'{"workflow_id": "not-a-uuid"}',
+        b'{"workflow_id": 42}',
+        b"\xff\xfe\x00 random bytes",
+        b"[" * 5000,
+        b"",
+    ],
+)
+def test_a_message_without_a_usable_workflow_id_is_routed_by_its_bytes_the_same_every_time(
+    message: bytes,
+) -> None:
+    owners = [message_owner(message, 7) for _ in range(3)]
+
+    assert len(set(owners)) == 1 and 0 <= owners[0] < 7
+
+
+def test_messages_without_a_workflow_id_still_spread_over_every_actor() -> None:
+    messages = [f"garbage {i}".encode() for i in range(4000)]
+
+    counts = Counter(message_owner(m, 4) for m in messages)
+
+    assert set(counts) == {0, 1, 2, 3}
+    assert all(abs(n - 1000) <= 100 for n in counts.values()), counts
+
+
+def test_route_messages_keeps_every_position_once_in_order_with_empty_parts() -> None:
+    messages = [raw(e) for e in mixed_events(200, seed=10)] + [b"junk"]
+
+    parts = route_messages(messages, 5)
+
+    assert len(parts) == 5
+    assert sorted(p for part in parts for p in part) == list(range(len(messages)))
+    assert all(part == sorted(part) for part in parts)
+    for index, part in enumerate(parts):
+        assert all(message_owner(messages[p], 5) == index for p in part)
+    assert route_messages([], 3) == [[], [], []]
