@@ -13,8 +13,6 @@ import re
 from collections.abc import Sequence
 from uuid import UUID
 
-from models.events import CodegenEvent
-
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK = (1 << 64) - 1
 
@@ -71,12 +69,4 @@ def route_messages(values: Sequence[bytes], actors: int) -> list[list[int]]:
     parts: list[list[int]] = [[] for _ in range(actors)]
     for position, value in enumerate(values):
         parts[message_owner(value, actors)].append(position)
-    return parts
-
-
-def route(events: Sequence[CodegenEvent], actors: int) -> list[list[CodegenEvent]]:
-    """Split a batch into one sub-batch per window actor (empty ones included)."""
-    parts: list[list[CodegenEvent]] = [[] for _ in range(actors)]
-    for event in events:
-        parts[owner(event.workflow_id, actors)].append(event)
     return parts

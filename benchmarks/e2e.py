@@ -69,7 +69,7 @@ from actors.batches import SourceRange, WindowBatch
 from actors.broker import EmbeddedBroker
 from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
-from actors.routing import route, route_messages
+from actors.routing import owner, route_messages
 from cli.simulator import simulate_fleet
 from models.decode import decode_batch
 from models.metrics import EnumMetricsWindow
@@ -207,7 +207,13 @@ def stage_costs(pool: Pool, batch_size: int, window_actors: int, repeats: int = 
         ]
         for i, batch in enumerate(line_batches)
     ]
-    event_parts = [route(events, window_actors) for events in decoded]  # what it sent before
+    event_parts = [  # what it sent before: decoded events, by owner
+        [
+            [e for e in events if owner(e.workflow_id, window_actors) == j]
+            for j in range(window_actors)
+        ]
+        for events in decoded
+    ]
     pickled = [[pickle.dumps(wb, protocol=5) for wb in wbs] for wbs in window_batches]
 
     def ceiling() -> None:

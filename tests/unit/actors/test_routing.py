@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.routing import message_owner, owner, route, route_messages
+from actors.routing import message_owner, owner, route_messages
 from tests.datasets import mixed_events, workflow
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -109,42 +109,15 @@ def test_workflows_differing_only_in_the_high_bits_spread_evenly(step: int) -> N
 def test_all_events_of_a_workflow_go_to_the_same_actor() -> None:
     events = [e for _ in range(50) for e in workflow(stages=4)] + mixed_events(400, seed=5)
     random.Random(1).shuffle(events)
+    messages = [e.model_dump_json().encode() for e in events]
 
-    parts = route(events, 4)
+    parts = route_messages(messages, 4)
 
     owners: dict[uuid.UUID, set[int]] = {}
     for index, part in enumerate(parts):
-        for event in part:
-            owners.setdefault(event.workflow_id, set()).add(index)
-            assert owner(event.workflow_id, 4) == index
+        for position in part:
+            owners.setdefault(events[position].workflow_id, set()).add(index)
     assert all(len(found) == 1 for found in owners.values())
-
-
-def test_route_returns_one_list_per_actor_including_empty_ones() -> None:
-    assert route([], 4) == [[], [], [], []]
-
-    events = workflow(stages=2)
-    parts = route(events, 4)
-
-    assert len(parts) == 4
-    assert sorted(len(part) for part in parts) == [0, 0, 0, len(events)]
-
-
-def test_route_keeps_every_event_once_in_its_original_order() -> None:
-    events = mixed_events(300, seed=6)
-
-    parts = route(events, 3)
-
-    assert sorted(id(e) for part in parts for e in part) == sorted(id(e) for e in events)
-    position = {id(e): i for i, e in enumerate(events)}
-    for part in parts:
-        assert [position[id(e)] for e in part] == sorted(position[id(e)] for e in part)
-
-
-def test_route_to_a_single_actor_keeps_the_whole_batch() -> None:
-    events = mixed_events(50, seed=8)
-
-    assert route(events, 1) == [events]
 
 
 # -- raw messages: routed without decoding --------------------------------------------------------
