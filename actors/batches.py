@@ -28,6 +28,9 @@ class WindowBatch:
     """Every partition the whole batch read (progress for the watermark, even with no values)."""
     assigned: list[tuple[str, int]] = field(default_factory=list)
     """Partitions the sending consumer owns."""
+    known: list[tuple[str, int]] = field(default_factory=list)
+    """Every partition of the input topics: one whose owner has not reported yet holds the
+    watermark back too, so a consumer that starts late does not find its backlog late."""
     drained: list[tuple[str, int]] = field(default_factory=list)
     """Those of ``assigned`` it has read to the end of the log; the others may hold a backlog,
     so they hold the watermark back (see reducer/watermark.py)."""

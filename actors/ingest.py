@@ -37,6 +37,7 @@ from models.settings import KafkaSettings, PipelineSettings
 log = logging.getLogger(__name__)
 PAUSE_TIMEOUT_S = 60.0
 HEARTBEAT_S = 1.0
+TOPOLOGY_REFRESH_S = 30.0
 
 TopicPartition = tuple[str, int]
 
@@ -69,6 +70,9 @@ class KafkaIngestActor:
         self.position: dict[TopicPartition, int] = {}
         self.sequence = 0
         self._last_sent = 0.0
+        self.known: list[TopicPartition] = []
+        """Every partition of the input topics (refreshed from metadata)."""
+        self._known_at = -TOPOLOGY_REFRESH_S
         self._drained: set[TopicPartition] = set()
         """Assigned partitions read to the end of the log (librdkafka's partition EOF)."""
         self.counters: Counter[str] = Counter()
@@ -164,6 +168,8 @@ class KafkaIngestActor:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if time.monotonic() - self._known_at >= TOPOLOGY_REFRESH_S:
+                    self._refresh_known()
                 if self._pause.is_set():
                     self._hold()
                     continue
@@ -185,6 +191,13 @@ class KafkaIngestActor:
                 self.consumer.close()
             except Exception:  # pragma: no cover - best effort on the way out
                 log.exception("ingest-%d close failed", self.index)
+
+    def _refresh_known(self) -> None:
+        self._known_at = time.monotonic()
+        try:
+            self.known = kafka.topic_partitions(self.consumer, self.kafka.input_topics)
+        except Exception as exc:  # keep the last known list; retried at the next refresh
+            log.warning("ingest-%d: topic metadata unavailable: %s", self.index, exc)
 
     def _hold(self) -> None:
         """At a barrier: drain, report paused, wait for resume, commit the checkpoint."""
@@ -260,6 +273,7 @@ class KafkaIngestActor:
                     [source_of[(message.topic(), message.partition())] for message in part],
                     sources,
                     assigned,
+                    self.known,
                     drained,
                 )
             )

@@ -90,6 +90,19 @@ def list_topics(settings: KafkaSettings, timeout: float = 10.0) -> set[str]:
     return set(metadata.topics)
 
 
+def topic_partitions(
+    client: confluent_kafka.Consumer, topics: Iterable[str], timeout: float = 10.0
+) -> list[tuple[str, int]]:
+    """Every (topic, partition) of ``topics`` that exists, from the cluster's metadata."""
+    metadata = client.list_topics(timeout=timeout).topics
+    return sorted(
+        (topic, partition)
+        for topic in topics
+        if topic in metadata
+        for partition in metadata[topic].partitions
+    )
+
+
 def ensure_topics(
     settings: KafkaSettings, topics: Iterable[str], partitions: int = 4, timeout: float = 10.0
 ) -> list[str]:

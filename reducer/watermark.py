@@ -50,8 +50,18 @@ class WatermarkTracker:
         """A consumer polled; quiet partitions are then really quiet, not unread."""
         self.last_heartbeat = now
 
-    def report(self, assigned: list[PartitionKey], drained: list[PartitionKey], now: float) -> None:
-        """A consumer owns ``assigned``; of those, ``drained`` are read to the end of the log."""
+    def report(
+        self,
+        assigned: list[PartitionKey],
+        drained: list[PartitionKey],
+        now: float,
+        known: list[PartitionKey] = (),
+    ) -> None:
+        """A consumer owns ``assigned``; of those, ``drained`` are read to the end of the log.
+        ``known`` are all partitions of the input topics: one no consumer has reported yet (its
+        owner has not started) holds the watermark back like an unread one."""
+        for key in known:
+            self.partitions.setdefault(key, _Progress(None, now, now))
         at_end = set(drained)
         for key in assigned:
             self.partitions.setdefault(key, _Progress(None, now, now)).drained = key in at_end

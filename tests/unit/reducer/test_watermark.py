@@ -314,3 +314,17 @@ def test_quiet_partitions_without_a_polling_consumer_do_not_advance_the_wall_clo
     assert marks.watermark(later + 1) == datetime.fromtimestamp(later + 1, UTC) - timedelta(
         seconds=LATENESS
     )
+
+
+def test_a_partition_whose_consumer_has_not_started_yet_holds_the_watermark_back() -> None:
+    """Consumer A reads its partitions to recent events before consumer B has even started:
+    B's partitions are known from the topics' metadata, so their old backlog is not late."""
+    marks = tracker()
+    marks.report([STARTED], [STARTED], NOW, known=[STARTED, COMPLETED])
+    marks.observe(STARTED, at(7200), NOW)
+    marks.heartbeat(NOW + 10 * IDLE)
+
+    assert marks.watermark(NOW + 10 * IDLE) is None  # COMPLETED: not read by anyone yet
+    marks.report([COMPLETED], [], NOW + 10 * IDLE, known=[STARTED, COMPLETED])
+    marks.observe(COMPLETED, at(60), NOW + 10 * IDLE)
+    assert marks.watermark(NOW + 10 * IDLE) == minus_lateness(at(60))
