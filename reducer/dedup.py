@@ -144,7 +144,7 @@ class DedupFilter:
         if not n:
             return np.zeros(0, dtype=bool)
         keys = np.asarray(keys, dtype=_IDS)
-        first_hour = hours[0]
+        first_hour = int(hours[0])
         if list(hours).count(first_hour) == n:
             mask = self._hour(first_hour).admit(keys)
         else:
