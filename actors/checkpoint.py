@@ -5,9 +5,18 @@ coordinator's publication bookkeeping (revisions, epoch, history). The coordinat
 a stop-the-world barrier (see CoordinatorActor.checkpoint): every ingest actor pauses and drains,
 so window states and offsets describe the same cut of the input.
 
-Layout of a file: ``MAGIC`` | version byte | CRC-32 of the body | zlib(JSON). Written to a
-temporary name, fsynced, then renamed, so a crash leaves either the old or the new file; a file
-that fails its checksum or version is skipped and the previous good one is used.
+Layout of a file: ``MAGIC`` | version byte | CRC-32 of the body (big-endian) | body.
+
+- Version 2 (written): the body is length-prefixed sections, each a little-endian u64 length
+  then the bytes: first zlib(JSON) of sequence, epoch, offsets, revisions, history, created_at
+  and the number of windows, then one section per window actor's blob, raw (the blobs carry
+  random 64-bit dedup ids, which neither base64 nor zlib should touch).
+- Version 1 (still read, so an upgrade restores): the body is zlib(JSON) with the window blobs
+  base64-encoded inside.
+
+Written to a temporary name, fsynced, then renamed, so a crash leaves either the old or the new
+file; a file that fails its magic, checksum, version or layout is skipped and the previous good
+one is used.
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ import base64
 import json
 import logging
 import os
+import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +35,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAGIC = b"CMCK"
-VERSION = 1
+VERSION = 2
 _HEADER = len(MAGIC) + 1 + 4
+_SECTION = struct.Struct("<Q")
 
 
 @dataclass
@@ -39,37 +51,86 @@ class Checkpoint:
     created_at: float = 0.0
 
     def encode(self) -> bytes:
-        body = {
+        return b"".join(self.encode_parts())
+
+    def encode_parts(self) -> list[bytes | memoryview]:
+        """The file as a list of buffers (joined, they are ``encode()``): the window blobs are
+        not copied, and the CRC runs over them in place."""
+        header = {
             "sequence": self.sequence,
             "epoch": self.epoch,
             "offsets": [[t, p, o] for (t, p), o in sorted(self.offsets.items())],
-            "windows": [base64.b64encode(w).decode() for w in self.windows],
+            "windows": len(self.windows),
             "revisions": self.revisions,
             "history": self.history,
             "created_at": self.created_at,
         }
-        payload = zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1)
-        return MAGIC + bytes([VERSION]) + zlib.crc32(payload).to_bytes(4, "big") + payload
+        body: list[bytes | memoryview] = []
+        for section in (
+            zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 1),
+            *self.windows,
+        ):
+            body += [_SECTION.pack(len(section)), section]
+        crc = _crc32(body)
+        return [MAGIC + bytes([VERSION]) + crc.to_bytes(4, "big"), *body]
 
     @classmethod
     def decode(cls, data: bytes) -> Checkpoint:
         if data[: len(MAGIC)] != MAGIC or len(data) < _HEADER:
             raise ValueError("not a checkpoint")
-        if data[len(MAGIC)] != VERSION:
-            raise ValueError(f"unsupported checkpoint version {data[len(MAGIC)]}")
-        payload = data[_HEADER:]
-        if zlib.crc32(payload).to_bytes(4, "big") != data[len(MAGIC) + 1 : _HEADER]:
+        version = data[len(MAGIC)]
+        if version not in (1, 2):
+            raise ValueError(f"unsupported checkpoint version {version}")
+        body = memoryview(data)[_HEADER:]
+        if zlib.crc32(body).to_bytes(4, "big") != data[len(MAGIC) + 1 : _HEADER]:
             raise ValueError("checkpoint checksum mismatch")
-        body = json.loads(zlib.decompress(payload))
+        if version == 1:
+            return cls._from_header(json.loads(zlib.decompress(body)), None)
+        sections = _split_sections(body)
+        header = json.loads(zlib.decompress(sections[0]))
+        windows = [bytes(s) for s in sections[1:]]
+        if len(windows) != int(header["windows"]):
+            raise ValueError("checkpoint window count mismatch")
+        return cls._from_header(header, windows)
+
+    @classmethod
+    def _from_header(cls, body: dict[str, Any], windows: list[bytes] | None) -> Checkpoint:
         return cls(
             sequence=int(body["sequence"]),
             epoch=int(body["epoch"]),
             offsets={(t, int(p)): int(o) for t, p, o in body["offsets"]},
-            windows=[base64.b64decode(w) for w in body["windows"]],
+            windows=windows
+            if windows is not None
+            else [base64.b64decode(w) for w in body["windows"]],
             revisions={k: int(v) for k, v in body["revisions"].items()},
             history=list(body["history"]),
             created_at=float(body["created_at"]),
         )
+
+
+def _crc32(parts: Iterable[bytes | memoryview]) -> int:
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return crc
+
+
+def _split_sections(body: memoryview) -> list[memoryview]:
+    """Length-prefixed sections filling ``body`` exactly (else ValueError)."""
+    sections = []
+    offset = 0
+    while offset < len(body):
+        if len(body) < offset + _SECTION.size:
+            raise ValueError("checkpoint section truncated")
+        (size,) = _SECTION.unpack_from(body, offset)
+        offset += _SECTION.size
+        if len(body) < offset + size:
+            raise ValueError("checkpoint section truncated")
+        sections.append(body[offset : offset + size])
+        offset += size
+    if not sections:
+        raise ValueError("checkpoint has no header")
+    return sections
 
 
 class CheckpointStore:
@@ -89,7 +150,8 @@ class CheckpointStore:
         final = self.directory / f"checkpoint-{checkpoint.sequence:012d}.ckpt"
         temporary = final.with_suffix(".tmp")
         with open(temporary, "wb") as out:
-            out.write(checkpoint.encode())
+            for part in checkpoint.encode_parts():
+                out.write(part)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, final)

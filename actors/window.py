@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import time
 import zlib
 from collections import Counter
@@ -24,6 +25,44 @@ from reducer.windows import hour_start, window_id
 
 HOUR = EnumMetricsWindow.HOURLY
 LATE_WINDOWS_KEPT = 1000
+
+
+SNAPSHOT_MAGIC = b"CMW2"
+_SECTION = struct.Struct("<Q")
+
+
+def encode_snapshot(body: dict[str, Any], dedup: DedupFilter) -> bytes:
+    """A window actor's checkpoint blob: ``CMW2`` | u64 length + zlib(JSON body) | u64 length +
+    the dedup ids (``DedupFilter.to_bytes``: raw uint64, random, so not compressed)."""
+    header = zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1)
+    ids = dedup.to_bytes()
+    return b"".join(
+        (SNAPSHOT_MAGIC, _SECTION.pack(len(header)), header, _SECTION.pack(len(ids)), ids)
+    )
+
+
+def decode_snapshot(blob: bytes, horizon_seconds: float) -> tuple[dict[str, Any], DedupFilter]:
+    """The JSON body (store, tracker, counters) and the dedup filter of a snapshot. Also reads
+    the version-1 blob (zlib JSON with base64 ids inside) of checkpoint files from before."""
+    if blob[: len(SNAPSHOT_MAGIC)] != SNAPSHOT_MAGIC:
+        body = json.loads(zlib.decompress(blob))
+        return body, DedupFilter.from_obj(body.pop("dedup"), horizon_seconds)
+    view = memoryview(blob)
+    sections: list[memoryview] = []
+    offset = len(SNAPSHOT_MAGIC)
+    for _ in range(2):
+        if len(view) < offset + _SECTION.size:
+            raise ValueError("window snapshot truncated")
+        (size,) = _SECTION.unpack_from(view, offset)
+        offset += _SECTION.size
+        if len(view) < offset + size:
+            raise ValueError("window snapshot truncated")
+        sections.append(view[offset : offset + size])
+        offset += size
+    if offset != len(view):
+        raise ValueError("window snapshot has trailing bytes")
+    body = json.loads(zlib.decompress(sections[0]))
+    return body, DedupFilter.from_bytes(sections[1], horizon_seconds)
 
 
 @ray.remote
@@ -142,19 +181,15 @@ class WindowActor:
         body = {
             "store": self.store.to_obj(),
             "tracker": self.tracker.to_obj(),
-            "dedup": self.dedup.to_obj(),
             "events_applied": self.events_applied,
         }
-        return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1)
+        return encode_snapshot(body, self.dedup)
 
     def _load(self, snapshot: bytes) -> None:
-        body = json.loads(zlib.decompress(snapshot))
+        body, restored = decode_snapshot(snapshot, self.dedup.horizon.total_seconds())
         self.store.load(body["store"])
         self.tracker.load(body["tracker"], time.time())
-        restored = DedupFilter.from_obj(body["dedup"], self.dedup.horizon.total_seconds())
-        for hour, ids in restored.hours.items():
-            self.dedup.hours.setdefault(hour, set()).update(ids)
-        self.dedup.dropped += restored.dropped
+        self.dedup.merge(restored)
         self.events_applied += int(body["events_applied"])
 
     def stats(self) -> dict[str, Any]:

@@ -76,7 +76,7 @@ RECOVERY_POLL_SECONDS = 0.2
 STATS_TIMEOUT_S = 10.0
 EVENTS_PER_WORKFLOW = 9.7  # the simulator's average: workflows/s = rate / 9.7 keeps time real
 FLAT = 0.10  # RSS growth below 10% first -> last counts as flat
-DEDUP_BYTES_PER_ID = 70  # reducer/dedup.py: a 64-bit int in a Python set
+DEDUP_BYTES_PER_ID = 8  # reducer/dedup.py: a uint64 in a sorted numpy array (was 70 in a set)
 WARMUP_S = 60.0  # RSS growth is also reported from this long after a process's first sample
 LOAD_BELOW = 2.0
 LOAD_POLL_S = 20.0
