@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from reducer.exact import ExactMean
@@ -28,7 +29,9 @@ class Accumulator(Protocol):
 A = TypeVar("A", bound=Accumulator)
 
 
+@lru_cache(maxsize=8192)
 def key_hash(key: str) -> int:
+    """Stable 64-bit hash of a key (memoised: keys recur batch after batch; bounded cache)."""
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest())
 
 
@@ -70,6 +73,21 @@ class Breakdown(Generic[A]):
             heapq.heappush(self._heap, rank)
         entry = self.entries[key] = self._factory()
         return entry
+
+    def may_keep(self, key: str) -> bool:
+        """False only when ``kept(key)`` would fold the key now; it then folds for good, since
+        the bar to get in (the largest kept hash) only ever drops. Changes nothing."""
+        if key in self.entries:
+            return True
+        if len(key) > self.max_key_length:
+            key = key[: self.max_key_length]
+            if key in self.entries:
+                return True
+        if key == OTHER_KEY:
+            return False
+        if len(self.entries) < self.max_keys:
+            return True
+        return bool(self._heap) and (-key_hash(key), key) > self._heap[0]
 
     def _other(self) -> A:
         if self.other is None:
