@@ -74,20 +74,9 @@ class Breakdown(Generic[A]):
         entry = self.entries[key] = self._factory()
         return entry
 
-    def may_keep(self, key: str) -> bool:
-        """False only when ``kept(key)`` would fold the key now; it then folds for good, since
-        the bar to get in (the largest kept hash) only ever drops. Changes nothing."""
-        if key in self.entries:
-            return True
-        if len(key) > self.max_key_length:
-            key = key[: self.max_key_length]
-            if key in self.entries:
-                return True
-        if key == OTHER_KEY:
-            return False
-        if len(self.entries) < self.max_keys:
-            return True
-        return bool(self._heap) and (-key_hash(key), key) > self._heap[0]
+    def largest_kept(self) -> tuple[int, str] | None:
+        """The heap top, (-hash, key) of the kept key with the largest hash; None if empty."""
+        return self._heap[0] if self._heap else None
 
     def _other(self) -> A:
         if self.other is None:

@@ -39,6 +39,7 @@ from reducer.groupings import (
     Count,
     DurationStats,
     WorkflowSummary,
+    key_hash,
 )
 from reducer.sketch import QuantileStore
 
@@ -312,15 +313,24 @@ class AggregationState:
 
         Workflows are offered to the breakdown in order of first appearance in the batch, as the
         per-event path did, so even the unreported ``__other__`` fold is identical. Values are
-        gathered only for workflows that can still win a place (``may_keep``).
+        gathered only for workflows that can still win a place: kept already, or hashing below
+        the largest kept hash (that bar only ever drops, so a workflow above it folds for good).
         """
         workflows = self.workflows
         # Per candidate workflow: [status bits, stage bits, stage times, durations, costs].
         pending: dict[int, list] = {}
-        for workflow in workflow_ids:
-            key = uuid_text(workflow)
-            if workflows.may_keep(key):
-                pending[workflow] = [0, 0, [], [], [], key]
+        entries = workflows.entries
+        if len(entries) < workflows.max_keys:  # room left: every workflow is a candidate
+            for workflow in workflow_ids:
+                pending[workflow] = [0, 0, [], [], [], uuid_text(workflow)]
+        else:
+            # UUID keys are 36 characters (never truncated) and never __other__; the bar is fixed
+            # during this loop, since nothing is admitted before every candidate is chosen.
+            bar = workflows.largest_kept()
+            for workflow in workflow_ids:
+                key = uuid_text(workflow)
+                if key in entries or (bar is not None and (-key_hash(key), key) > bar):
+                    pending[workflow] = [0, 0, [], [], [], key]
         if not pending:
             return
         get = pending.get
