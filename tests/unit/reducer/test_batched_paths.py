@@ -77,3 +77,19 @@ def test_hll_registers_equal_one_hash64_per_id(count: int) -> None:
         rho = _LOW_BITS - rest.bit_length() + 1
         expected[h >> _LOW_BITS] = max(expected[h >> _LOW_BITS], rho)
     assert np.array_equal(counter.registers, expected)
+
+
+@pytest.mark.parametrize("status", range(40))
+@pytest.mark.parametrize("stages", [0, 1, 2, 0b111111110, 0b1000000000, 2**40 + 6, 511, 37])
+def test_workflow_rows_from_lookup_tables_equal_the_definitions(status: int, stages: int) -> None:
+    from reducer.groupings import WorkflowSummary, workflow_status
+
+    summary = WorkflowSummary()
+    summary.status, summary.stages = status, stages
+    summary.stage_time.extend([0.92, 1.5])
+
+    row = summary.row()
+
+    assert row["status"] == workflow_status(status)
+    assert row["stages_seen"] == [n for n in range(1, 9) if stages >> n & 1]
+    assert row["stage_time_seconds"] == summary.stage_time.sum
