@@ -13,6 +13,7 @@ import base64
 import hashlib
 import math
 from collections.abc import Iterable
+from hashlib import blake2b
 
 import numpy as np
 
@@ -53,7 +54,9 @@ class DistinctCounter:
         self._observe(ids)
 
     def _observe(self, ids: Iterable[int]) -> None:
-        hashes = np.fromiter((hash64(i) for i in ids), dtype=np.uint64)
+        # hash64 of every id, as one buffer of big-endian digests (int.from_bytes's order).
+        digests = b"".join([blake2b(i.to_bytes(16, "little"), digest_size=8).digest() for i in ids])
+        hashes = np.frombuffer(digests, dtype=">u8").astype(np.uint64)
         if not hashes.size:
             return
         index = (hashes >> np.uint64(_LOW_BITS)).astype(np.intp)

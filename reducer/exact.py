@@ -27,6 +27,8 @@ def scaled_sum(values: list[float]) -> int:
     Repeated ``fsum`` peels the exact sum into non-overlapping doubles (usually two or three
     passes); if an intermediate overflows, fall back to one bignum per value.
     """
+    if len(values) == 1:
+        return scaled(values[0])
     total = 0
     peeled: list[float] = []
     try:

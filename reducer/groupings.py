@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from reducer.exact import ExactMean
+from reducer.exact import ExactMean, to_float
 from reducer.sketch import QuantileStore
 
 OTHER_KEY = "__other__"
@@ -28,7 +29,9 @@ class Accumulator(Protocol):
 A = TypeVar("A", bound=Accumulator)
 
 
+@lru_cache(maxsize=8192)
 def key_hash(key: str) -> int:
+    """Stable 64-bit hash of a key (memoised: keys recur batch after batch; bounded cache)."""
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest())
 
 
@@ -70,6 +73,10 @@ class Breakdown(Generic[A]):
             heapq.heappush(self._heap, rank)
         entry = self.entries[key] = self._factory()
         return entry
+
+    def largest_kept(self) -> tuple[int, str] | None:
+        """The heap top, (-hash, key) of the kept key with the largest hash; None if empty."""
+        return self._heap[0] if self._heap else None
 
     def _other(self) -> A:
         if self.other is None:
@@ -179,6 +186,12 @@ def workflow_status(bits: int) -> str:
     return "running" if bits & STAGED else "started"
 
 
+# row() lookups: workflow_status depends on the four status bits only; stages 1..8 are bits 1..8.
+_STATUS_NAMES = tuple(workflow_status(bits) for bits in range(16))
+_STAGE_BITS = 0x1FE
+_STAGES_SEEN = tuple(tuple(n for n in range(1, 9) if bits >> n & 1) for bits in range(512))
+
+
 class WorkflowSummary:
     """One workflow: status bits, stage numbers seen (bitmask), stage time, duration, cost."""
 
@@ -200,11 +213,11 @@ class WorkflowSummary:
 
     def row(self) -> dict[str, Any]:
         return {
-            "status": workflow_status(self.status),
-            "stages_seen": [n for n in range(1, 9) if self.stages >> n & 1],
-            "stage_time_seconds": self.stage_time.sum,
-            "total_duration_seconds": self.duration.sum,
-            "total_cost_usd": self.cost.sum,
+            "status": _STATUS_NAMES[self.status & 15],
+            "stages_seen": list(_STAGES_SEEN[self.stages & _STAGE_BITS]),
+            "stage_time_seconds": to_float(self.stage_time.total),
+            "total_duration_seconds": to_float(self.duration.total),
+            "total_cost_usd": to_float(self.cost.total),
         }
 
     def to_obj(self) -> list:

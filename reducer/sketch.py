@@ -27,6 +27,7 @@ import numpy as np
 from reducer.percentile import nearest_rank
 
 BIN_LIMIT = 4096
+PENDING_LIMIT = 4096  # sketch mode: values held before one binning pass (32 KB at most)
 MIN_INDEXABLE = 2.2250738585072014e-308  # smallest normal double; smaller values count as zero
 
 
@@ -113,23 +114,52 @@ class QuantileStore:
     """Exact samples while there are at most ``exact_cap`` of them, a LogSketch beyond.
 
     The switch depends only on the total count, so a store built from any split of the same
-    values, merged in any order, answers identically.
+    values, merged in any order, answers identically. In sketch mode, values are binned in
+    chunks of at least ``PENDING_LIMIT`` (a numpy pass per chunk, not per small batch): the bin
+    counts do not depend on how the values were chunked, and every read (``sketch``,
+    ``quantile``, ``to_obj``, merging) bins the pending values first.
     """
 
-    __slots__ = ("count", "exact_cap", "max", "min", "relative_accuracy", "samples", "sketch")
+    __slots__ = (
+        "_pending",
+        "_sketch",
+        "count",
+        "exact_cap",
+        "max",
+        "min",
+        "relative_accuracy",
+        "samples",
+    )
 
     def __init__(self, exact_cap: int, relative_accuracy: float) -> None:
         self.exact_cap = exact_cap
         self.relative_accuracy = relative_accuracy
         self.samples: array | None = array("d")
-        self.sketch: LogSketch | None = None
+        self._sketch: LogSketch | None = None
+        self._pending: array = array("d")
         self.count = 0
         self.min = math.inf
         self.max = -math.inf
 
     @property
     def exact(self) -> bool:
-        return self.sketch is None
+        return self._sketch is None
+
+    @property
+    def sketch(self) -> LogSketch | None:
+        """The sketch (None in exact mode), with every value added so far binned."""
+        if self._pending:
+            self._flush()
+        return self._sketch
+
+    @sketch.setter
+    def sketch(self, value: LogSketch | None) -> None:
+        self._sketch = value
+        self._pending = array("d")
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, array("d")
+        self._sketch.add_many(np.frombuffer(pending, dtype=np.float64))
 
     def extend(self, values: list[float]) -> None:
         if not values:
@@ -142,11 +172,13 @@ class QuantileStore:
             if len(self.samples) > self.exact_cap:
                 self._to_sketch()
         else:
-            self.sketch.add_many(np.asarray(values, dtype=np.float64))
+            self._pending.extend(values)
+            if len(self._pending) >= PENDING_LIMIT:
+                self._flush()
 
     def _to_sketch(self) -> None:
         self.sketch = LogSketch(self.relative_accuracy)
-        self.sketch.add_many(np.frombuffer(self.samples, dtype=np.float64))
+        self._sketch.add_many(np.frombuffer(self.samples, dtype=np.float64))
         self.samples = None
 
     def merge_from(self, other: QuantileStore) -> None:
@@ -165,7 +197,10 @@ class QuantileStore:
             return
         if self.samples is not None:
             self._to_sketch()
-        self.sketch.merge_from(other.sketch)
+        sketch = self.sketch
+        sketch.merge_from(other._sketch)
+        if other._pending:
+            sketch.add_many(np.frombuffer(other._pending, dtype=np.float64))
 
     def quantile(self, p: float) -> float:
         """Nearest-rank percentile; exact in exact mode, within alpha otherwise."""

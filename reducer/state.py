@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
+from itertools import compress, repeat
+from operator import attrgetter
 from typing import Any
-from uuid import UUID
 
 from models.events import (
     CodegenEvent,
@@ -37,6 +39,7 @@ from reducer.groupings import (
     Count,
     DurationStats,
     WorkflowSummary,
+    key_hash,
 )
 from reducer.sketch import QuantileStore
 
@@ -58,7 +61,50 @@ _EVENT_KINDS = frozenset(
 )
 
 
-def cost_bucket_labels(edges: tuple[float, ...]) -> list[str]:
+_WORKFLOW_INT = attrgetter("workflow_id.int")  # the UUID as a 128-bit int, in one C call
+_STAGE_FIELDS = tuple(
+    map(
+        attrgetter,
+        ("workflow_id.int", "stage_name", "stage_number", "duration_seconds", "success"),
+    )
+)
+_COMPLETED_FIELDS = tuple(
+    map(
+        attrgetter,
+        (
+            "workflow_id.int",
+            "total_duration_seconds",
+            "quality_score",
+            "test_coverage",
+            "complexity_score",
+            "total_cost_usd",
+            "total_tokens",
+            "patterns_applied",
+            "primary_model",
+            "node_type",
+        ),
+    )
+)
+_FAILED_FIELDS = tuple(
+    map(attrgetter, ("workflow_id.int", "partial_duration_seconds", "failed_stage", "error_code"))
+)
+
+
+def _columns(events: list[Any], getters: tuple[attrgetter, ...]) -> tuple[list, ...]:
+    """One list per field, each read in a C-level pass."""
+    return tuple([list(map(getter, events)) for getter in getters])
+
+
+@lru_cache(maxsize=8192)
+def uuid_text(value: int) -> str:
+    """``str(UUID(int=value))`` without building the UUID: the workflow breakdown's key.
+
+    Memoised (a workflow's events usually span a few batches); a pure function, bounded cache."""
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def cost_bucket_labels(edges: list[float]) -> list[str]:
     labels = [f"<{edges[0]:g}"]
     labels += [f"{a:g}-{b:g}" for a, b in itertools.pairwise(edges)]
     labels.append(f">={edges[-1]:g}")
@@ -119,98 +165,218 @@ class AggregationState:
         return self.add_batch((event,))
 
     def add_batch(self, events: Iterable[CodegenEvent]) -> AggregationState:
-        """Fold a batch in: group values per metric and key, then update each once."""
-        durations: list[float] = []
-        qualities: list[float] = []
-        coverages: list[float] = []
-        complexities: list[float] = []
-        costs: list[float] = []
-        partials: list[float] = []
-        stage_durations: dict[str, list[float]] = defaultdict(list)
-        model_events: dict[str, list[ModelEventCodegenCompleted]] = defaultdict(list)
-        node_events: dict[str, list[ModelEventCodegenCompleted]] = defaultdict(list)
-        # Per workflow in this batch: [status bits, stage bits, stage times, durations, costs],
-        # applied once per workflow after the loop (the per-event path stays list appends).
-        per_workflow: dict[UUID, list] = {}
+        """Fold a batch in with grouped passes: split by type, then update each metric and key once.
+
+        The batch is first split by event type (a type that is not a codegen event raises
+        TypeError before anything changes). Each type's fields are then read in one C-level pass
+        (``itemgetter`` over the models' ``__dict__``) and every metric, breakdown key and kept
+        workflow is updated once per batch. The result equals adding the events one by one.
+        """
+        started: list[Any] = []
+        staged: list[Any] = []
+        completed: list[Any] = []
+        failed: list[Any] = []
+        route = {
+            ModelEventCodegenStarted: started.append,
+            ModelEventCodegenStageCompleted: staged.append,
+            ModelEventCodegenCompleted: completed.append,
+            ModelEventCodegenFailed: failed.append,
+        }
+        batch = events if isinstance(events, list) else list(events)
+        for event in batch:
+            append = route.get(type(event))
+            if append is None:
+                raise TypeError(f"not a codegen event: {type(event).__name__}")
+            append(event)
+
+        if not batch:
+            return self
         by_type = self.events_by_type
-        quality_edges = self.settings.quality_bucket_edges
-        cost_edges = self.settings.cost_bucket_edges
+        stage_rows: tuple[tuple, ...] = ()
+        completed_rows: tuple[tuple, ...] = ()
+        failed_rows: tuple[tuple, ...] = ()
+        if started:
+            by_type[0] += len(started)
+        if staged:
+            by_type[1] += len(staged)
+            stage_rows = _columns(staged, _STAGE_FIELDS)
+            self._add_stages(*stage_rows[1:])
+        if completed:
+            by_type[2] += len(completed)
+            completed_rows = _columns(completed, _COMPLETED_FIELDS)
+            self._add_completed(*completed_rows[1:])
+        if failed:
+            by_type[3] += len(failed)
+            failed_rows = _columns(failed, _FAILED_FIELDS)
+            self._add_failed(*failed_rows[1:])
+        # Workflow ids in order of first appearance (the order the per-event path offered them).
+        workflow_ids = dict.fromkeys(map(_WORKFLOW_INT, batch))
+        self.distinct_workflows.add_many(workflow_ids)
+        self._add_workflows(workflow_ids, started, stage_rows, completed_rows, failed_rows)
+        return self
 
-        for event in events:
-            kind = type(event)
-            if kind not in _EVENT_KINDS:
-                raise TypeError(f"not a codegen event: {kind.__name__}")
-            summary = per_workflow.get(event.workflow_id)
-            if summary is None:
-                summary = per_workflow[event.workflow_id] = [0, 0, [], [], []]
-            if kind is ModelEventCodegenStageCompleted:
-                by_type[1] += 1
-                stage_durations[event.stage_name].append(event.duration_seconds)
-                if not event.success:
-                    self.stages.slot(event.stage_name).failures += 1
-                summary[0] |= STAGED
-                summary[1] |= 1 << event.stage_number
-                summary[2].append(event.duration_seconds)
-            elif kind is ModelEventCodegenCompleted:
-                by_type[2] += 1
-                durations.append(event.total_duration_seconds)
-                qualities.append(event.quality_score)
-                if event.test_coverage is not None:
-                    coverages.append(event.test_coverage)
-                if event.complexity_score is not None:
-                    complexities.append(event.complexity_score)
-                costs.append(event.total_cost_usd)
-                self.tokens += event.total_tokens
-                if event.patterns_applied:
-                    self.intelligence_enabled += 1
-                    self.patterns_applied += len(event.patterns_applied)
-                self.quality_buckets[bisect_right(quality_edges, event.quality_score)] += 1
-                bucket = bisect_right(cost_edges, event.total_cost_usd)
-                self.cost_bucket_counts[bucket] += 1
-                self.cost_bucket_costs[bucket].add(event.total_cost_usd)
-                model_events[event.primary_model].append(event)
-                node_events[event.node_type].append(event)
-                summary[0] |= COMPLETED
-                summary[3].append(event.total_duration_seconds)
-                summary[4].append(event.total_cost_usd)
-            elif kind is ModelEventCodegenFailed:
-                by_type[3] += 1
-                partials.append(event.partial_duration_seconds)
-                self.failures_by_stage.slot(event.failed_stage).n += 1
-                self.failures_by_error_code.slot(event.error_code).n += 1
-                summary[0] |= FAILED
-                summary[3].append(event.partial_duration_seconds)
-            else:  # ModelEventCodegenStarted
-                by_type[0] += 1
-                summary[0] |= STARTED
-
-        self.durations.extend(durations)
-        self.duration_quantiles.extend(durations)
-        self.quality.extend(qualities)
-        self.coverage.extend(coverages)
-        self.complexity.extend(complexities)
-        self.cost.extend(costs)
-        self.failed_partial.extend(partials)
-        for stats, values in _by_slot(self.stages, stage_durations):
+    def _add_stages(
+        self,
+        names: list[str],
+        _numbers: list[int],
+        durations: list[float],
+        successes: list[bool],
+    ) -> None:
+        grouped: dict[str, list[float]] = defaultdict(list)
+        for name, duration in zip(names, durations, strict=True):
+            grouped[name].append(duration)
+        for stats, values in _by_slot(self.stages, grouped):
             stats.add_durations(values)
-        for breakdown, grouped in ((self.models, model_events), (self.node_types, node_events)):
-            for stats, completed in _by_slot(breakdown, grouped):
-                stats.add_durations([e.total_duration_seconds for e in completed])
-                stats.quality.extend([e.quality_score for e in completed])
-                stats.cost.extend([e.total_cost_usd for e in completed])
-                stats.tokens += sum(e.total_tokens for e in completed)
+        if not all(successes):
+            failures = Counter(name for name, ok in zip(names, successes, strict=True) if not ok)
+            for stats, counts in _by_slot(self.stages, {k: [n] for k, n in failures.items()}):
+                stats.failures += sum(counts)
+
+    def _add_completed(
+        self,
+        durations: list[float],
+        qualities: list[float],
+        coverages: list[float | None],
+        complexities: list[float | None],
+        costs: list[float],
+        tokens: list[int],
+        patterns: list[list[str]],
+        models: list[str],
+        node_types: list[str],
+    ) -> None:
+        duration_list = list(durations)
+        cost_list = list(costs)
+        self.durations.extend(duration_list)
+        self.duration_quantiles.extend(duration_list)
+        self.quality.extend(list(qualities))
+        self.coverage.extend([v for v in coverages if v is not None])
+        self.complexity.extend([v for v in complexities if v is not None])
+        self.cost.extend(cost_list)
+        self.tokens += sum(tokens)
+        pattern_counts = list(map(len, patterns))
+        self.intelligence_enabled += len(pattern_counts) - pattern_counts.count(0)
+        self.patterns_applied += sum(pattern_counts)
+        settings = self.settings
+        quality_buckets = self.quality_buckets
+        for bucket, n in Counter(
+            map(bisect_right, repeat(settings.quality_bucket_edges), qualities)
+        ).items():
+            quality_buckets[bucket] += n
+        by_bucket: dict[int, list[float]] = defaultdict(list)
+        for bucket, cost in zip(
+            map(bisect_right, repeat(settings.cost_bucket_edges), costs), costs, strict=True
+        ):
+            by_bucket[bucket].append(cost)
+        for bucket, values in by_bucket.items():
+            self.cost_bucket_counts[bucket] += len(values)
+            self.cost_bucket_costs[bucket].extend(values)
+        for breakdown, keys in ((self.models, models), (self.node_types, node_types)):
+            positions: dict[str, list[int]] = defaultdict(list)
+            for position, key in enumerate(keys):
+                positions[key].append(position)
+            for stats, where in _by_slot(breakdown, positions):
+                if len(where) == len(keys):  # one accumulator takes the whole batch
+                    stats.add_durations(duration_list)
+                    stats.quality.extend(list(qualities))
+                    stats.cost.extend(cost_list)
+                    stats.tokens += sum(tokens)
+                    continue
+                stats.add_durations([durations[i] for i in where])
+                stats.quality.extend([qualities[i] for i in where])
+                stats.cost.extend([costs[i] for i in where])
+                stats.tokens += sum([tokens[i] for i in where])
+
+    def _add_failed(
+        self,
+        partials: list[float],
+        failed_stages: list[str],
+        error_codes: list[str],
+    ) -> None:
+        self.failed_partial.extend(list(partials))
+        for breakdown, keys in (
+            (self.failures_by_stage, failed_stages),
+            (self.failures_by_error_code, error_codes),
+        ):
+            counts = Counter(keys)
+            for counter, ns in _by_slot(breakdown, {k: [n] for k, n in counts.items()}):
+                counter.n += sum(ns)
+
+    def _add_workflows(
+        self,
+        workflow_ids: dict[int, None],
+        started: list[Any],
+        stage_rows: tuple[tuple, ...],
+        completed_rows: tuple[tuple, ...],
+        failed_rows: tuple[tuple, ...],
+    ) -> None:
+        """Per-workflow summaries, for the workflows the breakdown keeps (the rest only count).
+
+        Workflows are offered to the breakdown in order of first appearance in the batch, as the
+        per-event path did, so even the unreported ``__other__`` fold is identical. Values are
+        gathered only for workflows that can still win a place: kept already, or hashing below
+        the largest kept hash (that bar only ever drops, so a workflow above it folds for good).
+        """
         workflows = self.workflows
-        for workflow_id, (status, stages, stage_times, durations_, costs_) in per_workflow.items():
-            kept = workflows.kept(str(workflow_id))
-            if kept is None:  # beyond the cap: counted in workflows_evicted, not summarised
+        # Per candidate workflow: [status bits, stage bits, stage times, durations, costs].
+        pending: dict[int, list] = {}
+        entries = workflows.entries
+        if len(entries) < workflows.max_keys:  # room left: every workflow is a candidate
+            for workflow in workflow_ids:
+                pending[workflow] = [0, 0, [], [], [], uuid_text(workflow)]
+        else:
+            # UUID keys are 36 characters (never truncated) and never __other__; the bar is fixed
+            # during this loop, since nothing is admitted before every candidate is chosen.
+            bar = workflows.largest_kept()
+            for workflow in workflow_ids:
+                key = uuid_text(workflow)
+                if key in entries or (bar is not None and (-key_hash(key), key) > bar):
+                    pending[workflow] = [0, 0, [], [], [], key]
+        if not pending:
+            return
+        get = pending.get
+        everyone = len(pending) == len(workflow_ids)
+
+        def rows(ints: list[int], *columns: list) -> Iterable[tuple]:
+            """(workflow int, *values) of the events of candidate workflows only."""
+            if everyone:
+                return zip(ints, *columns, strict=True)
+            chosen = list(map(pending.__contains__, ints))
+            return zip(compress(ints, chosen), *(compress(c, chosen) for c in columns), strict=True)
+
+        if started:
+            for (workflow,) in rows(list(map(_WORKFLOW_INT, started))):
+                get(workflow)[0] |= STARTED
+        if stage_rows:
+            ids, _names, numbers, durations, _ok = stage_rows
+            for workflow, number, duration in rows(ids, numbers, durations):
+                summary = get(workflow)
+                summary[0] |= STAGED
+                summary[1] |= 1 << number
+                summary[2].append(duration)
+        if completed_rows:
+            ids, durations, costs = completed_rows[0], completed_rows[1], completed_rows[5]
+            for workflow, duration, cost in rows(ids, durations, costs):
+                summary = get(workflow)
+                summary[0] |= COMPLETED
+                summary[3].append(duration)
+                summary[4].append(cost)
+        if failed_rows:
+            for workflow, partial in rows(failed_rows[0], failed_rows[1]):
+                summary = get(workflow)
+                summary[0] |= FAILED
+                summary[3].append(partial)
+        for status, stages, stage_times, durations_, costs_, key in pending.values():
+            kept = workflows.kept(key)
+            if kept is None:  # lost its place to a workflow offered earlier in this batch
                 continue
             kept.status |= status
             kept.stages |= stages
-            kept.stage_time.extend(stage_times)
-            kept.duration.extend(durations_)
-            kept.cost.extend(costs_)
-        self.distinct_workflows.add_many(workflow_id.int for workflow_id in per_workflow)
-        return self
+            if stage_times:
+                kept.stage_time.extend(stage_times)
+            if durations_:
+                kept.duration.extend(durations_)
+            if costs_:
+                kept.cost.extend(costs_)
 
     # -- merging -------------------------------------------------------------------------------
 

@@ -1,0 +1,126 @@
+"""The batch decoder as it was before the fast path (commit bd9b05e): the reference the fast
+path must agree with, event for event and reject for reject.
+
+The fast path validates a whole batch with a single pydantic call (each message parsed as its own
+JSON document, so no message can bleed into its neighbour); only when that fails are the messages
+validated one by one, so each bad one gets its own reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field, Json, TypeAdapter, ValidationError
+
+from models.events import (
+    CodegenEvent,
+    ModelEventCodegenCompleted,
+    ModelEventCodegenFailed,
+    ModelEventCodegenStageCompleted,
+    ModelEventCodegenStarted,
+)
+
+MAX_REASON_LENGTH = 300
+_TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
+
+_Event = Annotated[
+    ModelEventCodegenStarted
+    | ModelEventCodegenStageCompleted
+    | ModelEventCodegenCompleted
+    | ModelEventCodegenFailed,
+    Field(discriminator="event_type"),
+]
+EVENT_ADAPTER: TypeAdapter[CodegenEvent] = TypeAdapter(_Event)
+_BATCH_ADAPTER: TypeAdapter[list[CodegenEvent]] = TypeAdapter(list[Json[_Event]])
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A message that could not become an event: its position in the batch and why."""
+
+    index: int
+    reason: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    events: list[CodegenEvent]
+    indices: list[int]
+    """Position in the input batch of each decoded event."""
+    rejects: list[Reject]
+
+
+def _describe(message: bytes | str, error: ValidationError) -> tuple[str, str]:
+    """(category, reason) of a rejected message; runs only on the slow path."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    kind = first["type"]
+    if isinstance(message, bytes):
+        try:
+            message.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return "invalid_utf8", f"invalid UTF-8 at byte {exc.start}"
+    if kind == "json_invalid":
+        return "invalid_json", f"invalid JSON: {first['msg']}"[:MAX_REASON_LENGTH]
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "not_an_object", "message is not a JSON object"
+    if kind == "union_tag_not_found":
+        return "missing_event_type", "event_type: missing"
+    if kind == "union_tag_invalid":
+        return "unknown_event_type", f"event_type: {first['msg']}"[:MAX_REASON_LENGTH]
+    path = ".".join(str(p) for p in first["loc"][1:]) or "<root>"
+    category = "invalid_field"
+    if kind == "missing":
+        category = "missing_field"
+    elif kind == "finite_number":
+        category = "non_finite_number"
+    return category, f"{path}: {first['msg']}"[:MAX_REASON_LENGTH]
+
+
+def _decode_tolerant(message: bytes | str) -> CodegenEvent:
+    """One message; an event_type in another case is normalised and retried."""
+    try:
+        return EVENT_ADAPTER.validate_json(message)
+    except ValidationError as error:
+        if error.errors()[0]["type"] != "union_tag_invalid":
+            raise
+        data = json.loads(message)
+        tag = data.get("event_type")
+        if not isinstance(tag, str) or tag.upper() == tag:
+            raise
+        data["event_type"] = tag.upper()
+        # A failure now is about a field, not the tag: report that error.
+        return EVENT_ADAPTER.validate_python(data)
+
+
+def decode_one(message: bytes | str) -> CodegenEvent:
+    """Validate one JSON message; raises pydantic.ValidationError."""
+    return _decode_tolerant(message)
+
+
+def decode_batch(messages: list[bytes]) -> DecodedBatch:
+    """Decode raw JSON messages; bad ones come back as rejects with index and reason."""
+    if not messages:
+        return DecodedBatch([], [], [])
+    try:
+        events = _BATCH_ADAPTER.validate_python(messages)
+        return DecodedBatch(events, list(range(len(messages))), [])
+    except (ValidationError, ValueError, TypeError):
+        pass
+    good: list[CodegenEvent] = []
+    indices: list[int] = []
+    rejects: list[Reject] = []
+    for index, message in enumerate(messages):
+        try:
+            good.append(_decode_tolerant(message))
+            indices.append(index)
+        except ValidationError as error:
+            category, reason = _describe(message, error)
+            rejects.append(Reject(index, reason, category))
+        except (ValueError, TypeError, RecursionError) as error:
+            rejects.append(
+                Reject(index, f"undecodable: {error}"[:MAX_REASON_LENGTH], "undecodable")
+            )
+    return DecodedBatch(good, indices, rejects)
