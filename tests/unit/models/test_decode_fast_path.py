@@ -138,12 +138,12 @@ def test_event_objects_passed_as_messages_are_rejected_as_before() -> None:
     assert_same_as_reference([event, to_json(started_dict())])
 
 
-def test_the_fast_schema_refuses_naive_timestamps_and_keeps_aware_ones_unchanged() -> None:
-    naive, aware = stage_dict(timestamp="2026-03-02T10:15:00"), stage_dict()
-    items = _FAST_BATCH.validate_python([to_json(naive), to_json(aware)])
+def test_the_fast_path_hands_refused_messages_back_as_they_are_and_decodes_the_rest() -> None:
+    bad, naive, aware = b"{not json", stage_dict(timestamp="2026-03-02T10:15:00"), stage_dict()
+    items = _FAST_BATCH.validate_python([bad, to_json(naive), to_json(aware)])
 
-    assert items[0] == to_json(naive)  # refused: handed back as is, for the reference path
-    assert items[1].timestamp == datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
+    assert items[0] is bad  # refused: handed back as is, for the reference path
+    assert items[1].timestamp == items[2].timestamp == datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
 
 
 json_values = st.recursive(
