@@ -133,7 +133,7 @@ class WindowActor:
                 progress[source] = stamp
         fresh = self.dedup.admit(events)
         late = self.store.apply(fresh, self.tracker.watermark(now))
-        self.tracker.report(batch.assigned, batch.drained, now, batch.known)
+        self.tracker.report(batch.assigned, batch.drained, now, batch.known, batch.batch_id[0])
         for source_index, source in enumerate(batch.sources):
             key = (source.topic, source.partition)
             self.tracker.observe(key, progress.get(source_index), now)

@@ -8,8 +8,9 @@ of the others never makes their events late. Rules, with ``idle_timeout_s``:
 - a partition holds the watermark back until its owner (the consumer it is assigned to) reports it
   *drained*: read to the end of the log. Until then it may hold a backlog, so it holds back however
   long that takes: through a rebalance, a restart or a restore, a partition revoked from one
-  consumer and not yet read by the next is not drained, and its backlog is never made late by the
-  wall clock (a stalled consumer stalls the watermark; /health and the lag gauge show it);
+  consumer (drained or not: more may have arrived since) and not yet drained by the next, or one
+  whose consumer has not started, never has its backlog made late by the wall clock (a stalled
+  consumer stalls the watermark; /health and the lag gauge show it);
 - a drained partition with no valid event for ``idle_timeout_s`` stops holding the watermark back;
 - when every partition is drained and has delivered no message (valid or not) for that long while
   the consumers are demonstrably polling (a heartbeat within that time), the watermark follows the
@@ -35,6 +36,8 @@ class _Progress:
     """Last message of any kind."""
     drained: bool = False
     """Its owner's last report said it was read to the end of the log."""
+    owner: int | None = None
+    """The consumer that last reported it as assigned."""
 
 
 @dataclass
@@ -56,15 +59,24 @@ class WatermarkTracker:
         drained: list[PartitionKey],
         now: float,
         known: list[PartitionKey] = (),
+        owner: int | None = None,
     ) -> None:
-        """A consumer owns ``assigned``; of those, ``drained`` are read to the end of the log.
-        ``known`` are all partitions of the input topics: one no consumer has reported yet (its
-        owner has not started) holds the watermark back like an unread one."""
+        """Consumer ``owner`` owns ``assigned``; of those, ``drained`` are read to the end of the
+        log. ``known`` are all partitions of the input topics: one no consumer has reported yet
+        (its owner has not started) holds the watermark back like an unread one. A partition the
+        owner no longer lists was revoked: messages may have arrived since it was drained, so it
+        holds the watermark back until its next owner reports it drained."""
         for key in known:
             self.partitions.setdefault(key, _Progress(None, now, now))
+        mine = set(assigned)
+        if owner is not None:
+            for key, progress in self.partitions.items():
+                if progress.owner == owner and key not in mine:
+                    progress.owner, progress.drained = None, False
         at_end = set(drained)
         for key in assigned:
-            self.partitions.setdefault(key, _Progress(None, now, now)).drained = key in at_end
+            progress = self.partitions.setdefault(key, _Progress(None, now, now))
+            progress.drained, progress.owner = key in at_end, owner
 
     def observe(self, key: PartitionKey, max_event_time: datetime | None, now: float) -> None:
         """A batch from ``key`` whose latest event time is ``max_event_time`` (None: the batch

@@ -328,3 +328,31 @@ def test_a_partition_whose_consumer_has_not_started_yet_holds_the_watermark_back
     marks.report([COMPLETED], [], NOW + 10 * IDLE, known=[STARTED, COMPLETED])
     marks.observe(COMPLETED, at(60), NOW + 10 * IDLE)
     assert marks.watermark(NOW + 10 * IDLE) == minus_lateness(at(60))
+
+
+def test_a_revoked_partition_holds_the_watermark_back_even_if_it_was_drained() -> None:
+    """Consumer 0 drained COMPLETED, more arrived, and it lost COMPLETED in a rebalance before
+    fetching that: the partition is unowned until consumer 1 drains it, whatever the idle time."""
+    marks = tracker()
+    marks.report([STARTED, COMPLETED], [STARTED, COMPLETED], NOW, owner=0)
+    marks.observe(COMPLETED, at(60), NOW)
+    marks.report([STARTED], [STARTED], NOW + 1, owner=0)  # COMPLETED revoked
+    marks.observe(STARTED, at(7200), NOW + 10 * IDLE)
+
+    assert marks.watermark(NOW + 10 * IDLE) == minus_lateness(at(60))  # held by COMPLETED
+    marks.report([COMPLETED], [], NOW + 10 * IDLE, owner=1)
+    marks.observe(COMPLETED, at(120), NOW + 10 * IDLE)
+    assert marks.watermark(NOW + 10 * IDLE) == minus_lateness(at(120))
+    marks.report([COMPLETED], [COMPLETED], NOW + 10 * IDLE + 1, owner=1)
+    marks.observe(STARTED, at(7300), NOW + 11 * IDLE + 2)
+    assert marks.watermark(NOW + 11 * IDLE + 2) == minus_lateness(at(7300))
+
+
+def test_one_consumer_losing_a_partition_does_not_touch_another_consumers_partitions() -> None:
+    marks = tracker()
+    marks.report([STARTED], [STARTED], NOW, owner=0)
+    marks.report([COMPLETED], [COMPLETED], NOW, owner=1)
+    marks.report([], [], NOW + 1, owner=0)  # consumer 0 lost everything
+
+    assert marks.partitions[COMPLETED].drained and marks.partitions[COMPLETED].owner == 1
+    assert not marks.partitions[STARTED].drained and marks.partitions[STARTED].owner is None
