@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 MAGIC = b"CMCK"
 VERSION = 2
 _HEADER = len(MAGIC) + 1 + 4
-_SECTION = struct.Struct("<Q")
+SECTION = struct.Struct("<Q")
+"""Length prefix of a section (checkpoint files and window snapshots)."""
 
 
 @dataclass
@@ -70,7 +71,7 @@ class Checkpoint:
             zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 1),
             *self.windows,
         ):
-            body += [_SECTION.pack(len(section)), section]
+            body += [SECTION.pack(len(section)), section]
         crc = _crc32(body)
         return [MAGIC + bytes([VERSION]) + crc.to_bytes(4, "big"), *body]
 
@@ -86,7 +87,7 @@ class Checkpoint:
             raise ValueError("checkpoint checksum mismatch")
         if version == 1:
             return cls._from_header(json.loads(zlib.decompress(body)), None)
-        sections = _split_sections(body)
+        sections = split_sections(body, "checkpoint")
         header = json.loads(zlib.decompress(sections[0]))
         windows = [bytes(s) for s in sections[1:]]
         if len(windows) != int(header["windows"]):
@@ -115,21 +116,21 @@ def _crc32(parts: Iterable[bytes | memoryview]) -> int:
     return crc
 
 
-def _split_sections(body: memoryview) -> list[memoryview]:
-    """Length-prefixed sections filling ``body`` exactly (else ValueError)."""
+def split_sections(body: memoryview, what: str) -> list[memoryview]:
+    """Length-prefixed sections filling ``body`` exactly (else ValueError naming ``what``)."""
     sections = []
     offset = 0
     while offset < len(body):
-        if len(body) < offset + _SECTION.size:
-            raise ValueError("checkpoint section truncated")
-        (size,) = _SECTION.unpack_from(body, offset)
-        offset += _SECTION.size
+        if len(body) < offset + SECTION.size:
+            raise ValueError(f"{what} section truncated")
+        (size,) = SECTION.unpack_from(body, offset)
+        offset += SECTION.size
         if len(body) < offset + size:
-            raise ValueError("checkpoint section truncated")
+            raise ValueError(f"{what} section truncated")
         sections.append(body[offset : offset + size])
         offset += size
     if not sections:
-        raise ValueError("checkpoint has no header")
+        raise ValueError(f"{what} has no header")
     return sections
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
 import time
 import zlib
 from collections import Counter
@@ -14,6 +13,7 @@ import ray
 from ray.util import metrics
 
 from actors.batches import Applied, WindowBatch
+from actors.checkpoint import SECTION, split_sections
 from models.decode import decode_batch
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
@@ -28,7 +28,6 @@ LATE_WINDOWS_KEPT = 1000
 
 
 SNAPSHOT_MAGIC = b"CMW2"
-_SECTION = struct.Struct("<Q")
 
 
 def encode_snapshot(body: dict[str, Any], dedup: DedupFilter) -> bytes:
@@ -37,7 +36,7 @@ def encode_snapshot(body: dict[str, Any], dedup: DedupFilter) -> bytes:
     header = zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1)
     ids = dedup.to_bytes()
     return b"".join(
-        (SNAPSHOT_MAGIC, _SECTION.pack(len(header)), header, _SECTION.pack(len(ids)), ids)
+        (SNAPSHOT_MAGIC, SECTION.pack(len(header)), header, SECTION.pack(len(ids)), ids)
     )
 
 
@@ -47,20 +46,9 @@ def decode_snapshot(blob: bytes, horizon_seconds: float) -> tuple[dict[str, Any]
     if blob[: len(SNAPSHOT_MAGIC)] != SNAPSHOT_MAGIC:
         body = json.loads(zlib.decompress(blob))
         return body, DedupFilter.from_obj(body.pop("dedup"), horizon_seconds)
-    view = memoryview(blob)
-    sections: list[memoryview] = []
-    offset = len(SNAPSHOT_MAGIC)
-    for _ in range(2):
-        if len(view) < offset + _SECTION.size:
-            raise ValueError("window snapshot truncated")
-        (size,) = _SECTION.unpack_from(view, offset)
-        offset += _SECTION.size
-        if len(view) < offset + size:
-            raise ValueError("window snapshot truncated")
-        sections.append(view[offset : offset + size])
-        offset += size
-    if offset != len(view):
-        raise ValueError("window snapshot has trailing bytes")
+    sections = split_sections(memoryview(blob)[len(SNAPSHOT_MAGIC) :], "window snapshot")
+    if len(sections) != 2:
+        raise ValueError(f"window snapshot has {len(sections)} sections, not 2")
     body = json.loads(zlib.decompress(sections[0]))
     return body, DedupFilter.from_bytes(sections[1], horizon_seconds)
 
