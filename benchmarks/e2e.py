@@ -3,7 +3,7 @@
     python benchmarks/e2e.py                      # 1,000,000 events, 2 window, 1 ingest, batch 1000
     python benchmarks/e2e.py --events 200000 --window-actors 4 --batch-size 100
     python benchmarks/e2e.py --matrix             # five shapes at 200,000 events each (scaling)
-    python benchmarks/e2e.py --profile            # also sample ingest-0 and window-0 with py-spy
+    python benchmarks/e2e.py --profile            # also py-spy ingest-0, window-0, coordinator
 
 Per configuration (window actors J, ingest actors I, batch size B):
   1. backlog: N simulated events are produced into the four input topics BEFORE the pipeline
@@ -884,7 +884,7 @@ def wait_names_free(shape: Shape, timeout: float = 30) -> None:
 def start_spies(pids: dict[str, int], seconds: float) -> list[subprocess.Popen[bytes]]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     spies = []
-    for name in ("ingest-0", "window-0"):
+    for name in ("ingest-0", "window-0", "coordinator"):
         if name not in pids:
             continue
         out = Path(tempfile.gettempdir()) / f"e2e-pyspy-{name}-{os.getpid()}.txt"
@@ -1243,7 +1243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--probe-seconds", type=float, default=20, help="0 skips the delay phase")
     parser.add_argument("--matrix-probe-seconds", type=float, default=10)
     parser.add_argument("--pool", type=int, default=100_000, help="events in the cycled pool")
-    parser.add_argument("--profile", action="store_true", help="py-spy ingest-0 and window-0")
+    parser.add_argument("--profile", action="store_true", help="py-spy three actors")
     parser.add_argument("--profile-seconds", type=float, default=15)
     parser.add_argument("--no-ceiling", action="store_true", help="skip the one-process costs")
     parser.add_argument("--max-load", type=float, default=1.5)

@@ -50,8 +50,14 @@ class PublicationBook:
         self.pending.update(changed)
 
     def merged(self, key: WindowKey) -> AggregationState:
-        state = AggregationState(self.settings)
-        for data in self.partials.get(key, {}).values():
+        """The actors' partials of ``key`` merged: the first decoded one is the base (merging it
+        into an empty state would cost a full merge per window per tick for nothing)."""
+        partials = iter(self.partials.get(key, {}).values())
+        first = next(partials, None)
+        state = (
+            AggregationState(self.settings) if first is None else AggregationState.from_bytes(first)
+        )
+        for data in partials:
             state.merge_in(AggregationState.from_bytes(data))
         return state
 
