@@ -146,9 +146,16 @@ class EmbeddedBroker:
         assert self._log_dir is not None
         self.log_path = self._log_dir / f"tansu-{port}-{attempt}.log"
         with open(self.log_path, "wb") as out:
-            # The child keeps its own copy of the descriptor; ours can close right away.
+            # The child keeps its own copy of the descriptor; ours can close right away. Its own
+            # process group: a terminal's Ctrl-C reaches the whole foreground group, and the
+            # broker must outlive the clean shutdown that signal starts (final publish, commit);
+            # stop() ends it afterwards.
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                process_group=0,
             )
         self._port = port
         log.info("starting Tansu on %s (pid %d, log %s)", url, self._proc.pid, self.log_path)
