@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import platform
 import resource
@@ -197,6 +198,20 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def rest_usage(known: set[int]) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) summed over this process's descendants not in ``known``: the rest
+    of a local Ray session (raylet, gcs_server, idle workers, agents)."""
+    rss_total = cpu_total = 0.0
+    for pid in descendants(os.getpid()):
+        if pid in known:
+            continue
+        rss, _ = proc_memory_mib(pid)
+        cpu = proc_cpu_seconds(pid)
+        rss_total += 0.0 if math.isnan(rss) else rss  # NaN: the process ended while read
+        cpu_total += 0.0 if math.isnan(cpu) else cpu
+    return rss_total, cpu_total
 
 
 def wait_for_load(

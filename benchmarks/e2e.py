@@ -387,15 +387,7 @@ class Sampler(threading.Thread):
         for name, pid in pids.items():
             rss, hwm = c.proc_memory_mib(pid)
             row[name] = (rss, hwm, c.proc_cpu_seconds(pid))
-        # Everything else below the driver: raylet, gcs_server, idle workers, agents.
-        rest_rss, rest_cpu = 0.0, 0.0
-        for pid in c.descendants(os.getpid()):
-            if pid in known:
-                continue
-            rss, _ = c.proc_memory_mib(pid)
-            cpu = c.proc_cpu_seconds(pid)
-            rest_rss += 0.0 if math.isnan(rss) else rss
-            rest_cpu += 0.0 if math.isnan(cpu) else cpu
+        rest_rss, rest_cpu = c.rest_usage(known)
         row["rest of Ray (raylet, gcs, ...)"] = (rest_rss, float("nan"), rest_cpu)
         self.samples.append((time.time(), row))
 

@@ -197,15 +197,7 @@ def memory_row(broker_pid: int | None) -> dict[str, dict[str, float]]:
     for name, pid in pids.items():
         rss, _ = c.proc_memory_mib(pid)
         row[name] = {"pid": pid, "rss_mib": rss, "cpu_s": c.proc_cpu_seconds(pid)}
-    known = set(pids.values())
-    rest_rss = rest_cpu = 0.0
-    for pid in c.descendants(os.getpid()):
-        if pid in known:
-            continue
-        rss, _ = c.proc_memory_mib(pid)
-        cpu = c.proc_cpu_seconds(pid)
-        rest_rss += 0.0 if math.isnan(rss) else rss
-        rest_cpu += 0.0 if math.isnan(cpu) else cpu
+    rest_rss, rest_cpu = c.rest_usage(set(pids.values()))
     row[REST] = {"pid": 0, "rss_mib": rest_rss, "cpu_s": rest_cpu}
     return row
 
