@@ -4,6 +4,9 @@ from, and back what became of them. Only bytes and plain values cross the Ray bo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from reducer.panes import WindowKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +50,15 @@ class Applied:
     duplicates: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
     """Valid events (duplicates and late ones included), by event_type."""
+
+
+@dataclass(slots=True)
+class Collected:
+    """A window actor's answer to the coordinator's tick: what changed, and its watermark."""
+
+    watermark: datetime | None
+    deltas: dict[datetime, bytes] = field(default_factory=dict)
+    """Encoded states of the events applied since the last collect, per hour."""
+    full: dict[WindowKey, bytes] | None = None
+    """Instead of deltas, every open window whole: asked for by a coordinator that starts over,
+    and sent unasked by an actor's first collect (its state may be a restored checkpoint)."""

@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from actors import kafka
+from actors.batches import Collected
 from actors.checkpoint import Checkpoint, CheckpointStore
 from actors.names import COORDINATOR
 from models.intents import ModelEventPublishIntent, ModelRetryPolicy
@@ -82,7 +83,9 @@ class CoordinatorActor:
         self.windows = window_actors
         self.ingests = ingest_actors
         self.store = CheckpointStore(checkpoint_dir, pipeline.checkpoints_kept)
-        self.book = PublicationBook(reducer)
+        self.book = PublicationBook(reducer, tuple(pipeline.windows))
+        self.synced = False
+        """The book holds every window actor's changes so far (see ``_gather``)."""
         self.sequence = 0
         self.offsets: dict[tuple[str, int], int] = {}
         self.last_checkpoint: float | None = None
@@ -176,11 +179,7 @@ class CoordinatorActor:
     def tick(self) -> int:
         """Gather, merge, publish; returns how many intents were published."""
         with self._lock:
-            results = ray.get([window.collect.remote() for window in self.windows])
-            watermarks = []
-            for index, (partials, watermark) in enumerate(results):
-                self.book.absorb(index, partials)
-                watermarks.append(watermark)
+            watermarks = self._gather()
             horizon = None if any(w is None for w in watermarks) else min(watermarks)
             updates = self.book.plan(horizon)
             intents = [build_intent(u, self.kafka, self.pipeline, horizon) for u in updates]
@@ -202,6 +201,28 @@ class CoordinatorActor:
             self.counters["finals_published"] += sum(u.is_final for u in updates)
             self.last_tick = time.time()
             return len(updates)
+
+    def _gather(self) -> list[datetime | None]:
+        """Fold every window actor's changes into the book; returns their watermarks.
+
+        Deltas after the first tick; every open window whole on the first tick, after an error
+        (a collect whose answer was lost took its delta with it), or when an actor answers with
+        its whole state because it started over."""
+        full = not self.synced
+        self.synced = False  # until this gather is folded in whole
+        results: list[Collected] = ray.get([w.collect.remote(full) for w in self.windows])
+        if not full and any(r.full is not None for r in results):
+            results = ray.get([w.collect.remote(True) for w in self.windows])
+            full = True
+        if full:
+            self.book.reset()
+        for result in results:
+            if result.full is not None:
+                self.book.absorb_full(result.full)
+            else:
+                self.book.absorb_deltas(result.deltas)
+        self.synced = True
+        return [result.watermark for result in results]
 
     def _remember(self, payload: dict[str, Any]) -> None:
         history = self.history.get(payload.get("aggregation_type", ""))

@@ -12,7 +12,7 @@ from typing import Any
 import ray
 from ray.util import metrics
 
-from actors.batches import Applied, WindowBatch
+from actors.batches import Applied, Collected, WindowBatch
 from actors.checkpoint import SECTION, split_sections
 from models.decode import decode_batch
 from models.events import CodegenEvent
@@ -77,6 +77,7 @@ class WindowActor:
         """Too-late events per hourly window id (the most recent LATE_WINDOWS_KEPT windows)."""
         self.batches_applied = 0
         self.last_batch_at: float | None = None
+        self.collected = False
         for snapshot in restore or ():
             self._load(snapshot)
         # Exported to the Ray dashboard's metrics views (and Prometheus via Ray's exporter).
@@ -149,14 +150,18 @@ class WindowActor:
             events_by_type=dict(Counter(event.event_type for event in events)),
         )
 
-    def collect(self) -> tuple[dict[WindowKey, bytes], datetime | None]:
-        """Partials of windows changed since the last collect, and this actor's watermark."""
+    def collect(self, full: bool = False) -> Collected:
+        """What changed since the last collect (every open window whole when ``full`` or on
+        this actor's first collect), and this actor's watermark."""
         now = time.time()
         watermark = self.tracker.watermark(now)
         if watermark is not None:
             self.metric_lag.set(now - watermark.timestamp())
             self.dedup.forget_before(watermark)
-        return self.store.take_dirty(), watermark
+        if full or not self.collected:
+            self.collected = True
+            return Collected(watermark, full=self.store.take_full())
+        return Collected(watermark, deltas=self.store.take_deltas())
 
     def release(self, horizon: datetime) -> None:
         self.store.release(horizon)

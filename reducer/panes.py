@@ -5,6 +5,10 @@ finalises up to a horizon, closed hours are merged into the longer windows' roll
 and roll-ups of closed windows are dropped, so memory holds only open windows. An event whose hour
 is already behind the watermark is late: it is counted, never added to a window that may have
 been published as final.
+
+The store also keeps what changed since the coordinator last asked, per hour, so each tick sends
+deltas (``take_deltas``); ``take_full`` sends every open window whole, for a coordinator that
+starts over.
 """
 
 from __future__ import annotations
@@ -18,23 +22,36 @@ from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
 from models.settings import ReducerSettings
 from reducer.state import AggregationState
-from reducer.windows import hour_start, window_bounds
+from reducer.windows import hour_start, window_bounds, window_keys
 
 WindowKey = tuple[EnumMetricsWindow, datetime]
 HOUR = EnumMetricsWindow.HOURLY
 
 
 class PaneStore:
+    """Hourly panes and roll-ups of closed hours, plus what changed since the coordinator last
+    asked: the coordinator keeps its own merged windows and receives only hourly deltas, so a
+    tick costs in proportion to the events of the tick, not to the size of the open windows."""
+
     def __init__(self, settings: ReducerSettings, windows: Iterable[EnumMetricsWindow]) -> None:
         self.settings = settings
         self.windows = tuple(EnumMetricsWindow(w) for w in windows)
-        self.panes: dict[datetime, AggregationState] = {}
+        self._panes: dict[datetime, AggregationState] = {}
         self.rollups: dict[WindowKey, AggregationState] = {}
-        self.dirty: set[WindowKey] = set()
+        self._fresh: dict[datetime, AggregationState] = {}
+        """Events applied since the last fold, per hour: not yet in ``_panes``."""
+        self._unsent: dict[datetime, AggregationState] = {}
+        """Folded into ``_panes`` but not yet taken as a delta."""
         self.late_events = 0
 
+    @property
+    def panes(self) -> dict[datetime, AggregationState]:
+        """Open hourly panes, holding every event applied so far."""
+        self._fold()
+        return self._panes
+
     def keys_of_hour(self, hour: datetime) -> list[WindowKey]:
-        return [(w, window_bounds(hour, w)[0]) for w in self.windows]
+        return window_keys(hour, self.windows)
 
     def apply(self, events: Iterable[CodegenEvent], watermark: datetime | None) -> list:
         """Add events to their hourly panes; returns the late ones (hour ended before watermark)."""
@@ -46,42 +63,66 @@ class PaneStore:
             if watermark is not None and window_bounds(hour, HOUR)[1] <= watermark:
                 late.extend(group)
                 continue
-            pane = self.panes.get(hour)
-            if pane is None:
-                pane = self.panes[hour] = AggregationState(self.settings)
-            pane.add_batch(group)
+            fresh = self._fresh.get(hour)
+            if fresh is None:
+                fresh = self._fresh[hour] = AggregationState(self.settings)
+            fresh.add_batch(group)
             if watermark is not None:
-                pane.late_arrivals += sum(e.timestamp < watermark for e in group)
-            self.dirty.update(self.keys_of_hour(hour))
+                fresh.late_arrivals += sum(e.timestamp < watermark for e in group)
         self.late_events += len(late)
         return late
 
+    def _fold(self) -> None:
+        """Merge fresh events into their panes, remembering them as not yet sent."""
+        for hour, fresh in self._fresh.items():
+            pane = self._panes.get(hour)
+            if pane is None:
+                pane = self._panes[hour] = AggregationState(self.settings)
+            pane.merge_in(fresh)
+            unsent = self._unsent.get(hour)
+            if unsent is None:
+                self._unsent[hour] = fresh
+            else:
+                unsent.merge_in(fresh)
+        self._fresh.clear()
+
     def partial(self, key: WindowKey) -> AggregationState:
         """This store's share of one window: its roll-up of closed hours plus open panes."""
+        panes = self.panes
         window, start = key
         if window is HOUR:
-            pane = self.panes.get(start)
+            pane = panes.get(start)
             return pane if pane is not None else AggregationState(self.settings)
         end = window_bounds(start, window)[1]
         merged = AggregationState(self.settings)
         rollup = self.rollups.get(key)
         if rollup is not None:
             merged.merge_in(rollup)
-        for hour, pane in self.panes.items():
+        for hour, pane in panes.items():
             if start <= hour < end:
                 merged.merge_in(pane)
         return merged
 
-    def take_dirty(self) -> dict[WindowKey, bytes]:
-        """Encoded partials of every window changed since the last call."""
-        changed = {key: self.partial(key).to_bytes() for key in sorted(self.dirty)}
-        self.dirty.clear()
-        return changed
+    def take_deltas(self) -> dict[datetime, bytes]:
+        """Encoded states of the events applied since the last take (or full take), per hour."""
+        self._fold()
+        deltas = {hour: state.to_bytes() for hour, state in sorted(self._unsent.items())}
+        self._unsent.clear()
+        return deltas
+
+    def take_full(self) -> dict[WindowKey, bytes]:
+        """Encoded partials of every open window: what a coordinator that starts over (or lost
+        a delta) needs; deltas then continue from here."""
+        self._fold()
+        self._unsent.clear()
+        keys = {key for hour in self._panes for key in self.keys_of_hour(hour)}
+        return {key: self.partial(key).to_bytes() for key in sorted(keys | self.rollups.keys())}
 
     def release(self, horizon: datetime) -> None:
         """Windows ending at or before ``horizon`` are final: fold closed hours, drop the rest."""
-        for hour in sorted(h for h in self.panes if window_bounds(h, HOUR)[1] <= horizon):
-            pane = self.panes.pop(hour)
+        panes = self.panes
+        for hour in sorted(h for h in panes if window_bounds(h, HOUR)[1] <= horizon):
+            pane = panes.pop(hour)
             for key in self.keys_of_hour(hour):
                 window, start = key
                 if window is HOUR or window_bounds(start, window)[1] <= horizon:
@@ -108,11 +149,11 @@ class PaneStore:
         for hour, data in obj["panes"].items():
             state = AggregationState.from_bytes(base64.b64decode(data))
             start = datetime.fromisoformat(hour)
-            if start in self.panes:
-                self.panes[start].merge_in(state)
+            panes = self.panes
+            if start in panes:
+                panes[start].merge_in(state)
             else:
-                self.panes[start] = state
-            self.dirty.update(self.keys_of_hour(start))
+                panes[start] = state
         for window, start, data in obj["rollups"]:
             key = (EnumMetricsWindow(window), datetime.fromisoformat(start))
             state = AggregationState.from_bytes(base64.b64decode(data))

@@ -1,4 +1,4 @@
-"""The coordinator's book of windows: latest partial per window actor, revisions, finality.
+"""The coordinator's book of windows: merged state per open window, revisions, finality.
 
 Pure: the coordinator actor feeds it what window actors returned and the pipeline watermark, and
 publishes what ``plan`` returns. A window is published when it changed, with a growing revision;
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from models.metrics import ModelMetricsState
+from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import ReducerSettings
 from reducer.panes import WindowKey
 from reducer.state import AggregationState
-from reducer.windows import parse_window_id, window_bounds, window_id
+from reducer.windows import parse_window_id, window_bounds, window_id, window_keys
 
 REVISIONS_PER_EPOCH = 1_000_000
 
@@ -31,46 +31,64 @@ class WindowUpdate:
 
 @dataclass
 class PublicationBook:
-    """Two steps per tick, so a failed publish loses nothing: ``plan`` decides without changing
+    """The coordinator's merged state of every open window, fed by window actors' deltas.
+
+    Two steps per tick, so a failed publish loses nothing: ``plan`` decides without changing
     the book; ``commit`` records what the broker acknowledged. Until then the windows stay pending
     and the next tick plans them again."""
 
     settings: ReducerSettings
+    windows: tuple[EnumMetricsWindow, ...]
     epoch: int = 0
     """Restores so far. Published revisions are ``epoch * REVISIONS_PER_EPOCH + n``, so a
     recovered coordinator's republished updates always rank above anything published before."""
-    partials: dict[WindowKey, dict[int, bytes]] = field(default_factory=dict)
+    states: dict[WindowKey, AggregationState] = field(default_factory=dict)
     revisions: dict[WindowKey, int] = field(default_factory=dict)
     pending: set[WindowKey] = field(default_factory=set)
     finalized: int = 0
 
-    def absorb(self, actor: int, changed: dict[WindowKey, bytes]) -> None:
-        for key, data in changed.items():
-            self.partials.setdefault(key, {})[actor] = data
-        self.pending.update(changed)
+    def reset(self) -> None:
+        """Forget every window's state before a full resynchronisation (revisions stay)."""
+        self.states.clear()
+        self.pending.clear()
 
-    def merged(self, key: WindowKey) -> AggregationState:
-        """The actors' partials of ``key`` merged: the first decoded one is the base (merging it
-        into an empty state would cost a full merge per window per tick for nothing)."""
-        partials = iter(self.partials.get(key, {}).values())
-        first = next(partials, None)
-        state = (
-            AggregationState(self.settings) if first is None else AggregationState.from_bytes(first)
-        )
-        for data in partials:
-            state.merge_in(AggregationState.from_bytes(data))
-        return state
+    def _merge(self, key: WindowKey, data: bytes) -> None:
+        state = AggregationState.from_bytes(data)
+        held = self.states.get(key)
+        if held is None:
+            self.states[key] = state
+        else:
+            held.merge_in(state)
+        self.pending.add(key)
+
+    def absorb_full(self, partials: dict[WindowKey, bytes]) -> None:
+        """One window actor's whole share of every open window (``PaneStore.take_full``)."""
+        for key, data in partials.items():
+            self._merge(key, data)
+
+    def absorb_deltas(self, deltas: dict[datetime, bytes]) -> None:
+        """One window actor's events since its last take, per hour: each counts in every window
+        holding that hour (merge is associative and commutative, so folding deltas as they come
+        equals merging the actors' whole partials)."""
+        for hour, data in deltas.items():
+            delta = AggregationState.from_bytes(data)
+            for key in window_keys(hour, self.windows):
+                held = self.states.get(key)
+                if held is None:
+                    self.states[key] = held = AggregationState(self.settings)
+                held.merge_in(delta)
+                self.pending.add(key)
 
     def plan(self, watermark: datetime | None) -> list[WindowUpdate]:
         """Updates to publish now: changed windows, plus the final version of closed ones."""
         closing = {
             key
-            for key in self.partials
+            for key in self.states
             if watermark is not None and window_bounds(key[1], key[0])[1] <= watermark
         }
         updates: list[WindowUpdate] = []
-        for key in sorted((self.pending & self.partials.keys()) | closing):
-            state = self.merged(key)
+        for key in sorted((self.pending & self.states.keys()) | closing):
+            state = self.states[key]
             if state.is_empty:  # a window with no events is never published
                 continue
             window, start = key
@@ -86,7 +104,7 @@ class PublicationBook:
         for update in updates:
             self.pending.discard(update.key)
             if update.is_final:
-                self.partials.pop(update.key, None)
+                self.states.pop(update.key, None)
                 self.revisions.pop(update.key, None)
                 self.finalized += 1
             else:
@@ -94,7 +112,7 @@ class PublicationBook:
 
     @property
     def open_windows(self) -> int:
-        return len(self.partials)
+        return len(self.states)
 
     def revisions_by_id(self) -> dict[str, int]:
         return {window_id(w, s): n for (w, s), n in self.revisions.items()}

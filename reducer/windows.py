@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from models.metrics import EnumMetricsWindow
@@ -13,11 +14,10 @@ def window_bounds(timestamp: datetime, window: EnumMetricsWindow) -> tuple[datet
     Hourly at the top of the hour, daily at midnight, weekly at Monday 00:00 (ISO week), monthly
     at the 1st of the calendar month. Naive timestamps are taken as UTC.
     """
-    ts = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
+    hour = hour_start(timestamp)
     if window is EnumMetricsWindow.HOURLY:
-        start = ts.replace(minute=0, second=0, microsecond=0)
-        return start, start + timedelta(hours=1)
-    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+        return hour, hour + timedelta(hours=1)
+    day = hour.replace(hour=0)
     if window is EnumMetricsWindow.DAILY:
         return day, day + timedelta(days=1)
     if window is EnumMetricsWindow.WEEKLY:
@@ -30,6 +30,14 @@ def window_bounds(timestamp: datetime, window: EnumMetricsWindow) -> tuple[datet
         else start.replace(month=start.month + 1)
     )
     return start, end
+
+
+def window_keys(
+    hour: datetime, windows: Iterable[EnumMetricsWindow]
+) -> list[tuple[EnumMetricsWindow, datetime]]:
+    """(window type, start) of every window of ``windows`` that holds the hour starting at
+    ``hour``: where an hour's events count."""
+    return [(window, window_bounds(hour, window)[0]) for window in windows]
 
 
 def window_id(window: EnumMetricsWindow, start: datetime) -> str:

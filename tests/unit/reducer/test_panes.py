@@ -91,11 +91,11 @@ def test_events_land_in_the_pane_of_their_hour() -> None:
     assert panes.rollups == {}
 
 
-def test_an_event_marks_one_window_dirty_per_configured_window_type() -> None:
+def test_an_event_counts_in_one_window_per_configured_window_type() -> None:
     panes = store()
     panes.apply([started(timestamp=TEN + timedelta(minutes=5))], watermark=None)
 
-    assert set(panes.take_dirty()) == {
+    assert set(panes.take_full()) == {
         (HOURLY, TEN),
         (DAILY, datetime(2026, 3, 2, tzinfo=UTC)),
         (WEEKLY, datetime(2026, 3, 2, tzinfo=UTC)),  # a Monday
@@ -103,52 +103,87 @@ def test_an_event_marks_one_window_dirty_per_configured_window_type() -> None:
     }
 
 
-def test_only_the_configured_window_types_are_marked_dirty() -> None:
+def test_only_the_configured_window_types_are_sent_whole() -> None:
     panes = store([DAILY, MONTHLY])
     panes.apply([started(timestamp=TEN), started(timestamp=TEN + timedelta(hours=3))], None)
 
-    assert set(panes.take_dirty()) == {
+    assert set(panes.take_full()) == {
         (DAILY, datetime(2026, 3, 2, tzinfo=UTC)),
         (MONTHLY, datetime(2026, 3, 1, tzinfo=UTC)),
     }
     assert len(panes.panes) == 2  # events are still held per hour
 
 
-def test_dirty_windows_are_those_of_every_event_applied(events: list[CodegenEvent]) -> None:
+def test_the_whole_state_holds_the_windows_of_every_event_applied(
+    events: list[CodegenEvent],
+) -> None:
     panes = store()
     panes.apply(events, watermark=None)
 
-    dirty = panes.take_dirty()
+    full = panes.take_full()
 
-    assert set(dirty) == set(events_by_window(events, ALL_WINDOWS))
-    assert not any(AggregationState.from_bytes(data).is_empty for data in dirty.values())
+    assert set(full) == set(events_by_window(events, ALL_WINDOWS))
+    assert not any(AggregationState.from_bytes(data).is_empty for data in full.values())
 
 
-def test_take_dirty_returns_each_changed_window_once_and_then_only_new_changes() -> None:
+def test_take_deltas_returns_each_changed_hour_once_and_then_only_new_changes() -> None:
     panes = store()
     panes.apply([started(timestamp=TEN)], None)
-    first = panes.take_dirty()
+    first = panes.take_deltas()
 
-    assert panes.take_dirty() == {}
+    assert panes.take_deltas() == {}
 
     panes.apply([started(timestamp=TEN + timedelta(hours=1))], None)
-    second = panes.take_dirty()
+    second = panes.take_deltas()
 
-    assert (HOURLY, TEN) in first
-    assert (HOURLY, TEN) not in second
-    assert (HOURLY, TEN + timedelta(hours=1)) in second
-    assert (DAILY, datetime(2026, 3, 2, tzinfo=UTC)) in second
+    assert list(first) == [TEN]
+    assert list(second) == [TEN + timedelta(hours=1)]
 
 
-def test_take_dirty_returns_the_whole_partial_of_a_window_not_a_delta() -> None:
+def test_a_delta_holds_only_the_events_applied_since_the_last_take() -> None:
     panes = store([DAILY])
     panes.apply([started(timestamp=TEN)], None)
-    panes.take_dirty()
-    panes.apply([started(timestamp=TEN + timedelta(hours=2))], None)
+    panes.take_deltas()
+    panes.apply([started(timestamp=TEN), failed(timestamp=TEN)], None)
+    panes.partial((DAILY, datetime(2026, 3, 2, tzinfo=UTC)))  # a read in between changes nothing
 
-    (data,) = panes.take_dirty().values()
+    (data,) = panes.take_deltas().values()
 
     assert AggregationState.from_bytes(data).events_processed == 2
+    assert panes.panes[TEN].events_processed == 3
+
+
+def test_deltas_continue_from_a_whole_take() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN)], None)
+    panes.take_deltas()
+    panes.apply([started(timestamp=TEN)], None)
+
+    panes.take_full()  # holds both events, so no delta may repeat the second
+    assert panes.take_deltas() == {}
+
+    panes.apply([failed(timestamp=TEN)], None)
+    (data,) = panes.take_deltas().values()
+    assert AggregationState.from_bytes(data).events_processed == 1
+
+
+@pytest.mark.parametrize("window", ALL_WINDOWS, ids=lambda w: w.value)
+def test_merged_deltas_equal_the_whole_window(
+    events: list[CodegenEvent], window: EnumMetricsWindow
+) -> None:
+    """What the coordinator rebuilds from deltas, batch after batch, is the actor's partial."""
+    panes = store([window])
+    merged: dict[WindowKey, AggregationState] = defaultdict(lambda: AggregationState(SETTINGS))
+    for start in range(0, len(events), 37):
+        panes.apply(events[start : start + 37], watermark=None)
+        for hour, data in panes.take_deltas().items():
+            merged[key_of(hour, window)].merge_in(AggregationState.from_bytes(data))
+
+    full = panes.take_full()
+
+    assert set(merged) == set(full)
+    for key, data in full.items():  # same metrics; bytes may differ with the merge order
+        assert metrics_of(merged[key], key) == metrics_of(AggregationState.from_bytes(data), key)
 
 
 @pytest.mark.parametrize("window", ALL_WINDOWS, ids=lambda w: w.value)
@@ -159,12 +194,12 @@ def test_the_partial_of_a_window_equals_aggregating_its_events_in_one_pass(
     for start in range(0, len(events), 37):  # several batches, as the ingest sends them
         panes.apply(events[start : start + 37], watermark=None)
 
-    dirty = panes.take_dirty()
+    full = panes.take_full()
     expected = events_by_window(events, [window])
 
-    assert set(dirty) == set(expected)
-    assert len(dirty) >= 2  # every window type spans a boundary in this data set
-    for key, data in dirty.items():
+    assert set(full) == set(expected)
+    assert len(full) >= 2  # every window type spans a boundary in this data set
+    for key, data in full.items():
         assert metrics_of(AggregationState.from_bytes(data), key) == one_pass(expected[key], window)
 
 
@@ -258,18 +293,18 @@ def test_releasing_past_every_window_leaves_no_panes_and_no_rollups(
     assert panes.rollups == {}
 
 
-def test_release_neither_marks_windows_dirty_nor_forgets_dirty_ones() -> None:
+def test_release_neither_makes_nor_forgets_a_delta() -> None:
     panes = store()
     panes.apply([started(timestamp=TEN)], None)
-    panes.take_dirty()
+    panes.take_deltas()
     panes.release(TEN + timedelta(hours=1))
 
-    assert panes.take_dirty() == {}
+    assert panes.take_deltas() == {}
 
     panes.apply([started(timestamp=TEN + timedelta(hours=1))], None)
     panes.release(TEN + timedelta(hours=2))
 
-    assert (DAILY, datetime(2026, 3, 2, tzinfo=UTC)) in panes.take_dirty()
+    assert list(panes.take_deltas()) == [TEN + timedelta(hours=1)]
 
 
 def test_events_of_an_hour_that_ended_at_or_before_the_watermark_are_late_and_not_applied() -> None:
@@ -284,7 +319,7 @@ def test_events_of_an_hour_that_ended_at_or_before_the_watermark_are_late_and_no
     assert panes.late_events == 2
     assert list(panes.panes) == [TEN + timedelta(hours=1)]
     assert panes.panes[TEN + timedelta(hours=1)].events_processed == 1
-    assert (HOURLY, TEN) not in panes.take_dirty()
+    assert list(panes.take_deltas()) == [TEN + timedelta(hours=1)]
 
 
 def test_an_event_before_the_watermark_in_a_still_open_hour_is_on_time() -> None:
@@ -319,7 +354,7 @@ def test_late_events_are_counted_across_batches() -> None:
 def test_a_late_event_never_changes_a_released_window() -> None:
     panes = store()
     panes.apply([started(timestamp=TEN)], None)
-    panes.take_dirty()
+    panes.take_deltas()
     day_end = datetime(2026, 3, 3, tzinfo=UTC)
     panes.release(day_end)
 
@@ -328,7 +363,7 @@ def test_a_late_event_never_changes_a_released_window() -> None:
     assert len(late) == 1
     day = (DAILY, datetime(2026, 3, 2, tzinfo=UTC))
     assert panes.partial(day).is_empty
-    assert day not in panes.take_dirty()
+    assert panes.take_deltas() == {}
 
 
 def test_events_behind_the_watermark_in_an_open_hour_are_applied_and_counted_as_late_arrivals() -> (

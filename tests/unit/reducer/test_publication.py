@@ -1,4 +1,4 @@
-"""PublicationBook: per-actor partials merged per window, revisions, finality, forgetting.
+"""PublicationBook: window actors' deltas merged per window, revisions, finality, forgetting.
 
 A tick is ``plan`` (decide, book unchanged) then ``commit`` (what the broker acknowledged).
 """
@@ -80,7 +80,8 @@ class Pipeline:
 
     def __init__(self, actors: int = ACTORS) -> None:
         self.stores = [PaneStore(SETTINGS, ALL_WINDOWS) for _ in range(actors)]
-        self.book = PublicationBook(SETTINGS)
+        self.book = PublicationBook(SETTINGS, ALL_WINDOWS)
+        self.synced = False
 
     def apply(self, events: list[CodegenEvent], watermark: datetime | None = None) -> int:
         parts: list[list[CodegenEvent]] = [[] for _ in self.stores]
@@ -88,9 +89,17 @@ class Pipeline:
             parts[owner(event.workflow_id, len(self.stores))].append(event)
         return sum(len(s.apply(p, watermark)) for s, p in zip(self.stores, parts, strict=True))
 
-    def tick(self, watermark: datetime | None = None) -> list[WindowUpdate]:
-        for index, store in enumerate(self.stores):
-            self.book.absorb(index, store.take_dirty())
+    def tick(self, watermark: datetime | None = None, full: bool = False) -> list[WindowUpdate]:
+        """As the coordinator: every window whole on the first tick (or when asked), then
+        deltas."""
+        if full or not self.synced:
+            self.book.reset()
+            for store in self.stores:
+                self.book.absorb_full(store.take_full())
+            self.synced = True
+        else:
+            for store in self.stores:
+                self.book.absorb_deltas(store.take_deltas())
         updates = publish(self.book, watermark)
         if watermark is not None:
             for store in self.stores:
@@ -134,17 +143,62 @@ def test_each_actor_holds_only_part_of_a_window_that_the_book_publishes_whole(
     assert sum(shares) == update.metrics.events_processed
 
 
-def test_a_newer_partial_from_an_actor_replaces_its_previous_one() -> None:
-    book = PublicationBook(SETTINGS)
-    first, second = started(timestamp=TEN), completed(timestamp=TEN)
-    book.absorb(0, {HOUR_TEN: partial(first)})
-    book.absorb(1, {HOUR_TEN: partial(failed(timestamp=TEN))})
-    book.absorb(0, {HOUR_TEN: partial(first, second)})  # the whole window again, not a delta
+def test_deltas_of_an_hour_add_up_in_every_window_holding_it() -> None:
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_deltas({TEN: partial(started(timestamp=TEN))})
+    book.absorb_deltas({TEN: partial(failed(timestamp=TEN))})
+    book.absorb_deltas({TEN: partial(completed(timestamp=TEN))})
 
-    (update,) = publish(book, None)
+    updates = publish(book, None)
 
-    assert update.metrics.events_processed == 3
-    assert update.metrics.total_generations == 2
+    assert {u.key for u in updates} == set(events_by_window([started(timestamp=TEN)]))
+    for update in updates:
+        assert update.metrics.events_processed == 3, update.key
+        assert update.metrics.total_generations == 2, update.key
+
+
+def test_deltas_count_only_in_the_configured_window_types() -> None:
+    book = PublicationBook(SETTINGS, (DAILY,))
+    book.absorb_deltas({TEN: partial(started(timestamp=TEN))})
+
+    assert [u.key for u in publish(book)] == [(DAILY, datetime(2026, 3, 2, tzinfo=UTC))]
+
+
+def test_a_resync_replaces_the_book_with_the_actors_whole_state(
+    events: list[CodegenEvent],
+) -> None:
+    """After a resync (every window whole again), nothing is counted twice."""
+    pipeline = Pipeline()
+    pipeline.apply(events[:300])
+    pipeline.tick()
+    pipeline.apply(events[300:])
+    pipeline.tick()
+    revisions = dict(pipeline.book.revisions)
+
+    again = by_key(pipeline.tick(full=True))
+    expected = events_by_window(events)
+
+    assert set(again) == set(expected)
+    for key, update in again.items():
+        assert comparable(update.metrics) == one_pass(expected[key], key[0]), key
+        # republished once more, under a newer revision: consumers keep the newest
+        assert update.revision == revisions[key] + 1, key
+
+
+def test_folding_a_delta_into_several_windows_shares_nothing_between_them() -> None:
+    """The same decoded delta is merged into hour, day, week and month: a later change to one
+    of them must not show in the others."""
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_deltas({TEN: partial(*mixed_events(40, seed=5, start=TEN))})
+    before = {key: state.to_bytes() for key, state in book.states.items()}
+
+    later = TEN + timedelta(hours=1)
+    book.absorb_deltas({later: partial(completed(timestamp=later))})
+
+    assert book.states[HOUR_TEN].to_bytes() == before[HOUR_TEN]
+    assert all(
+        book.states[key].to_bytes() != data for key, data in before.items() if key != HOUR_TEN
+    )
 
 
 def test_revisions_of_a_window_grow_one_two_three() -> None:
@@ -192,16 +246,16 @@ def test_open_window_updates_are_not_final() -> None:
 
 
 def test_no_window_is_final_without_a_watermark() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {(HOURLY, datetime(2020, 1, 1, tzinfo=UTC)): partial(started())})
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_full({(HOURLY, datetime(2020, 1, 1, tzinfo=UTC)): partial(started())})
 
     assert all(not u.is_final for u in publish(book))
     assert book.open_windows == 1
 
 
 def test_a_window_is_final_once_the_watermark_reaches_its_end_not_before() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN))})
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
     publish(book, None)
 
     assert publish(book, HOUR_TEN_END - timedelta(microseconds=1)) == []
@@ -212,9 +266,9 @@ def test_a_window_is_final_once_the_watermark_reaches_its_end_not_before() -> No
 
 
 def test_a_final_version_is_published_exactly_once_and_the_window_is_then_forgotten() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN))})
-    book.absorb(1, {HOUR_TEN: partial(started(timestamp=TEN))})
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
     publish(book, None)
 
     finals = publish(book, HOUR_TEN_END)
@@ -222,17 +276,17 @@ def test_a_final_version_is_published_exactly_once_and_the_window_is_then_forgot
 
     assert [(u.key, u.is_final, u.revision) for u in finals] == [(HOUR_TEN, True, 2)]
     assert later == []
-    assert book.partials == {}
+    assert book.states == {}
     assert book.revisions == {}
     assert book.open_windows == 0
     assert book.finalized == 1
 
 
 def test_a_window_that_changed_as_it_closes_is_published_once_final_with_the_change() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN))})
+    book = PublicationBook(SETTINGS, (HOURLY,))
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
     publish(book, None)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN), completed(timestamp=TEN))})
+    book.absorb_deltas({TEN: partial(completed(timestamp=TEN))})
 
     (final,) = publish(book, HOUR_TEN_END)
 
@@ -242,8 +296,8 @@ def test_a_window_that_changed_as_it_closes_is_published_once_final_with_the_cha
 
 
 def test_a_window_first_seen_after_it_closed_is_published_final_with_revision_one() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN))})
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
 
     (final,) = publish(book, HOUR_TEN_END + timedelta(hours=1))
 
@@ -251,8 +305,8 @@ def test_a_window_first_seen_after_it_closed_is_published_final_with_revision_on
 
 
 def test_planning_does_not_change_the_book() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN))})
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
 
     first = book.plan(HOUR_TEN_END)
     again = book.plan(HOUR_TEN_END)
@@ -264,10 +318,10 @@ def test_planning_does_not_change_the_book() -> None:
 
 
 def test_an_update_whose_publish_failed_is_planned_again_with_the_same_revision() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN))})
+    book = PublicationBook(SETTINGS, (HOURLY,))
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
     publish(book)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN), failed(timestamp=TEN))})
+    book.absorb_deltas({TEN: partial(failed(timestamp=TEN))})
 
     book.plan(None)  # the broker did not acknowledge: nothing committed
     (retry,) = publish(book)
@@ -278,8 +332,8 @@ def test_an_update_whose_publish_failed_is_planned_again_with_the_same_revision(
 
 
 def test_a_final_version_whose_publish_failed_is_kept_and_planned_again() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN))})
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN))})
     publish(book)
 
     book.plan(HOUR_TEN_END)  # not committed
@@ -291,9 +345,9 @@ def test_a_final_version_whose_publish_failed_is_kept_and_planned_again() -> Non
 
 
 def test_committing_part_of_a_plan_leaves_the_rest_pending() -> None:
-    book = PublicationBook(SETTINGS)
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
     day = (DAILY, datetime(2026, 3, 2, tzinfo=UTC))
-    book.absorb(0, {HOUR_TEN: partial(started(timestamp=TEN)), day: partial(started())})
+    book.absorb_full({HOUR_TEN: partial(started(timestamp=TEN)), day: partial(started())})
     updates = by_key(book.plan(None))
 
     book.commit([updates[day]])
@@ -303,9 +357,9 @@ def test_committing_part_of_a_plan_leaves_the_rest_pending() -> None:
 
 
 def test_a_window_without_events_is_never_published() -> None:
-    book = PublicationBook(SETTINGS)
-    book.absorb(0, {HOUR_TEN: AggregationState(SETTINGS).to_bytes()})
-    book.absorb(1, {HOUR_TEN: AggregationState(SETTINGS).to_bytes()})
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
+    book.absorb_full({HOUR_TEN: AggregationState(SETTINGS).to_bytes()})
+    book.absorb_full({HOUR_TEN: AggregationState(SETTINGS).to_bytes()})
 
     assert publish(book, None) == []
     assert publish(book, HOUR_TEN_END) == []
@@ -314,16 +368,16 @@ def test_a_window_without_events_is_never_published() -> None:
 
 
 def test_a_window_nobody_reported_is_never_published() -> None:
-    book = PublicationBook(SETTINGS)
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
 
     assert publish(book, None) == []
     assert publish(book, HOUR_TEN_END) == []
 
 
 def test_an_update_carries_the_stable_window_id_and_the_window_bounds() -> None:
-    book = PublicationBook(SETTINGS)
+    book = PublicationBook(SETTINGS, ALL_WINDOWS)
     day = (DAILY, datetime(2026, 3, 2, tzinfo=UTC))
-    book.absorb(0, {day: partial(started(timestamp=TEN))})
+    book.absorb_full({day: partial(started(timestamp=TEN))})
 
     (update,) = publish(book, None)
 
