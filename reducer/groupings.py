@@ -36,7 +36,7 @@ def key_hash(key: str) -> int:
 
 
 class Breakdown(Generic[A]):
-    __slots__ = ("_factory", "_heap", "entries", "max_key_length", "max_keys", "other")
+    __slots__ = ("_factory", "_heap", "ceiling", "entries", "max_key_length", "max_keys", "other")
 
     def __init__(self, factory: Callable[[], A], max_keys: int, max_key_length: int) -> None:
         self._factory = factory
@@ -45,6 +45,10 @@ class Breakdown(Generic[A]):
         self.entries: dict[str, A] = {}
         self._heap: list[tuple[int, str]] = []  # (-hash, key): the largest kept hash on top
         self.other: A | None = None
+        self.ceiling: tuple[int, str] | None = None
+        """A rank (-hash, key) below which keys fold even while there is room: a delta
+        destined for a breakdown that is already full folds, up front, the keys that breakdown
+        would refuse (its bar only ever rises), so the result is the same, only cheaper."""
 
     def slot(self, key: str) -> A:
         """The accumulator to update for ``key``: its own, or ``__other__``'s."""
@@ -64,6 +68,8 @@ class Breakdown(Generic[A]):
         if key == OTHER_KEY:
             return None
         rank = (-key_hash(key), key)
+        if self.ceiling is not None and rank < self.ceiling:
+            return None
         if len(self.entries) >= self.max_keys:
             if not self._heap or rank <= self._heap[0]:  # hash above every kept key: fold
                 return None
@@ -74,9 +80,17 @@ class Breakdown(Generic[A]):
         entry = self.entries[key] = self._factory()
         return entry
 
-    def largest_kept(self) -> tuple[int, str] | None:
-        """The heap top, (-hash, key) of the kept key with the largest hash; None if empty."""
-        return self._heap[0] if self._heap else None
+    def bar(self) -> tuple[int, str] | None:
+        """A key not kept yet folds now iff its rank is below this (None: any key is admitted).
+        It only ever rises (a stricter bar) as keys arrive. The heap top itself is kept, and no
+        other key has its rank, so "at or below the top" and "below the top" agree."""
+        full = None
+        if len(self.entries) >= self.max_keys:
+            # No room at all (max_keys 0): above every rank, since -hash <= 0.
+            full = self._heap[0] if self._heap else (1, "")
+        if self.ceiling is None or (full is not None and full > self.ceiling):
+            return full
+        return self.ceiling
 
     def _other(self) -> A:
         if self.other is None:
@@ -84,8 +98,19 @@ class Breakdown(Generic[A]):
         return self.other
 
     def merge_from(self, other: Breakdown[A]) -> None:
-        for key, entry in other.entries.items():
-            self.slot(key).merge_from(entry)
+        """Keys in order of rising hash: once one folds, every later one that is not kept
+        already folds too, without being admitted and evicted (the kept set is the same in any
+        order; arrival order made large merges churn)."""
+        entries = other.entries
+        folding = False
+        for rank in sorted(((-key_hash(k), k) for k in entries), reverse=True):
+            key = rank[1]
+            own = self.entries.get(key)
+            if own is None and not folding:
+                own = self.kept(key)
+                bar = self.bar() if own is None else None
+                folding = bar is not None and rank < bar
+            (own if own is not None else self._other()).merge_from(entries[key])
         if other.other is not None:
             self._other().merge_from(other.other)
 

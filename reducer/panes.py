@@ -65,7 +65,9 @@ class PaneStore:
                 continue
             fresh = self._fresh.get(hour)
             if fresh is None:
-                fresh = self._fresh[hour] = AggregationState(self.settings)
+                pane = self._panes.get(hour)
+                fresh = pane.delta() if pane is not None else AggregationState(self.settings)
+                self._fresh[hour] = fresh
             fresh.add_batch(group)
             if watermark is not None:
                 fresh.late_arrivals += sum(e.timestamp < watermark for e in group)

@@ -111,6 +111,17 @@ def cost_bucket_labels(edges: list[float]) -> list[str]:
     return labels
 
 
+BREAKDOWNS = (
+    "stages",
+    "models",
+    "node_types",
+    "failures_by_stage",
+    "failures_by_error_code",
+    "workflows",
+)
+"""The keyed breakdowns (``Breakdown``) of a state."""
+
+
 class AggregationState:
     """Mergeable partial aggregate; see the module docstring for the merge contract."""
 
@@ -320,16 +331,16 @@ class AggregationState:
         # Per candidate workflow: [status bits, stage bits, stage times, durations, costs].
         pending: dict[int, list] = {}
         entries = workflows.entries
-        if len(entries) < workflows.max_keys:  # room left: every workflow is a candidate
+        bar = workflows.bar()
+        if bar is None:  # room left: every workflow is a candidate
             for workflow in workflow_ids:
                 pending[workflow] = [0, 0, [], [], [], uuid_text(workflow)]
         else:
             # UUID keys are 36 characters (never truncated) and never __other__; the bar is fixed
             # during this loop, since nothing is admitted before every candidate is chosen.
-            bar = workflows.largest_kept()
             for workflow in workflow_ids:
                 key = uuid_text(workflow)
-                if key in entries or (bar is not None and (-key_hash(key), key) > bar):
+                if key in entries or (-key_hash(key), key) >= bar:
                     pending[workflow] = [0, 0, [], [], [], key]
         if not pending:
             return
@@ -384,6 +395,16 @@ class AggregationState:
         """A new state equal to aggregating both states' events; neither input changes."""
         return AggregationState(self.settings).merge_in(self).merge_in(other)
 
+    def delta(self) -> AggregationState:
+        """An empty state for events that will be merged into this one: its breakdowns fold, up
+        front, every key this state would refuse now (bars only rise), so merging it in gives
+        exactly what adding the events here would, without admitting and evicting thousands of
+        workflows in a state that starts empty each tick."""
+        delta = AggregationState(self.settings)
+        for name in BREAKDOWNS:
+            getattr(delta, name).ceiling = getattr(self, name).bar()
+        return delta
+
     def merge_in(self, other: AggregationState) -> AggregationState:
         """Merge ``other`` into this state in place (the hot path of roll-ups); returns self."""
         if other.settings != self.settings:
@@ -408,14 +429,7 @@ class AggregationState:
         for i, count in enumerate(other.cost_bucket_counts):
             self.cost_bucket_counts[i] += count
             self.cost_bucket_costs[i].merge_from(other.cost_bucket_costs[i])
-        for name in (
-            "stages",
-            "models",
-            "node_types",
-            "failures_by_stage",
-            "failures_by_error_code",
-            "workflows",
-        ):
+        for name in BREAKDOWNS:
             getattr(self, name).merge_from(getattr(other, name))
         self.distinct_workflows.merge_from(other.distinct_workflows)
         return self

@@ -191,3 +191,39 @@ def test_workflow_summaries_merge_in_any_order() -> None:
 
     assert a.row() == b.row()
     assert a.row()["stages_seen"] == [1, 2]
+
+
+@pytest.mark.parametrize("max_keys", [0, 1, 3, 100])
+def test_a_ceiling_from_the_destination_folds_early_without_changing_the_merge(
+    max_keys: int,
+) -> None:
+    """A delta built under the bar of the breakdown it will be merged into gives the same result
+    as one built without, however many keys fold up front."""
+    rng = random.Random(max_keys + 7)
+    before = [f"k{rng.randrange(60)}" for _ in range(300)]
+    after = [f"k{rng.randrange(60)}" for _ in range(300)]
+    expected = as_dict(counts_of(before + after, max_keys=max_keys))
+
+    destination = counts_of(before, max_keys=max_keys)
+    delta: Breakdown[Count] = Breakdown(Count, max_keys, 256)
+    delta.ceiling = destination.bar()
+    for key in after:
+        delta.slot(key).n += 1
+    destination.merge_from(delta)
+
+    assert as_dict(destination) == expected
+    if max_keys < 60:  # the destination is full: the delta kept no key it would refuse
+        assert len(delta.entries) < len(set(after))
+
+
+def test_the_bar_only_rises_and_is_none_while_there_is_room() -> None:
+    breakdown: Breakdown[Count] = Breakdown(Count, 5, 256)
+    bars = []
+    for i in range(50):
+        breakdown.slot(f"k{i}").n += 1
+        bars.append(breakdown.bar())
+
+    assert bars[:4] == [None] * 4
+    assert all(b is not None for b in bars[4:])
+    assert bars[4:] == sorted(bars[4:])  # a higher rank folds more keys
+    assert Breakdown(Count, 0, 256).bar() is not None  # no room at all

@@ -385,3 +385,25 @@ def test_events_behind_the_watermark_in_an_open_hour_are_applied_and_counted_as_
     metrics = store.partial((EnumMetricsWindow.HOURLY, hour)).to_metrics()
     assert metrics.successful_generations == 2
     assert metrics.late_events == 1
+
+
+@pytest.mark.parametrize("window", ALL_WINDOWS, ids=lambda w: w.value)
+def test_deltas_past_every_key_cap_merge_into_the_one_pass_result(
+    events: list[CodegenEvent], window: EnumMetricsWindow
+) -> None:
+    """Deltas start under their pane's bars (keys the pane would refuse fold up front); with
+    caps this small most keys fold, and the coordinator's merge must still equal one pass."""
+    tiny = ReducerSettings(max_workflows=4, max_keys_per_breakdown=2)
+    panes = PaneStore(tiny, [window])
+    merged: dict[WindowKey, AggregationState] = defaultdict(lambda: AggregationState(tiny))
+    for start in range(0, len(events), 23):
+        panes.apply(events[start : start + 23], watermark=None)
+        for hour, data in panes.take_deltas().items():
+            merged[key_of(hour, window)].merge_in(AggregationState.from_bytes(data))
+
+    expected = events_by_window(events, [window])
+    assert set(merged) == set(expected)
+    for key, state in merged.items():
+        one = comparable(MetricsAggregator.aggregate_events(expected[key], window, tiny))
+        assert metrics_of(state, key) == one, key
+        assert metrics_of(panes.partial(key), key) == one, key
