@@ -91,6 +91,8 @@ class CoordinatorActor:
         self.last_checkpoint: float | None = None
         self.producer = kafka.make_producer(kafka_settings)
         self.counters: Counter[str] = Counter()
+        self.slowest: dict[str, float] = {"tick": 0.0, "checkpoint": 0.0}
+        """Longest tick and checkpoint so far, in seconds (a tick waits for a checkpoint)."""
         self.watermark: datetime | None = None
         self.last_tick: float | None = None
         self.error: str | None = None
@@ -172,13 +174,15 @@ class CoordinatorActor:
                         log.exception("could not resume an ingest actor")
             self.counters["checkpoints"] += 1
             self.last_checkpoint = time.time()
-            self.last_checkpoint_seconds = time.monotonic() - began
+            took = self.last_checkpoint_seconds = time.monotonic() - began
+            self.slowest["checkpoint"] = max(self.slowest["checkpoint"], took)
             self.last_checkpoint_bytes = path.stat().st_size
             return self.sequence
 
     def tick(self) -> int:
         """Gather, merge, publish; returns how many intents were published."""
         with self._lock:
+            began = time.monotonic()
             watermarks = self._gather()
             horizon = None if any(w is None for w in watermarks) else min(watermarks)
             updates = self.book.plan(horizon)
@@ -197,6 +201,7 @@ class CoordinatorActor:
                 ray.get([window.release.remote(horizon) for window in self.windows])
             self.watermark = horizon
             self.counters["ticks"] += 1
+            self.slowest["tick"] = max(self.slowest["tick"], time.monotonic() - began)
             self.counters["intents_published"] += len(updates)
             self.counters["finals_published"] += sum(u.is_final for u in updates)
             self.last_tick = time.time()
@@ -267,6 +272,8 @@ class CoordinatorActor:
             ),
             "last_checkpoint_seconds": getattr(self, "last_checkpoint_seconds", None),
             "last_checkpoint_bytes": getattr(self, "last_checkpoint_bytes", None),
+            "slowest_tick_seconds": self.slowest["tick"],
+            "slowest_checkpoint_seconds": self.slowest["checkpoint"],
             "seconds_since_tick": None if self.last_tick is None else time.time() - self.last_tick,
             "error": self.error,
         }

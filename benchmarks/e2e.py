@@ -618,6 +618,7 @@ def delay_phase(
     last = wait_settled(pipeline, already + len(messages), timeline, time.time() + 180)
     all_in = next(p.t for p in timeline if p.accounted >= already + len(messages))
     target = read_target(ks, last.published)
+    coordinator = pipeline.stats()["coordinator"]
     # When the coordinator produced each update's intent: splits the delay into
     # "arrival -> intent" (consume, apply, wait for the tick, merge) and "intent -> target"
     # (the intent executor's consume and republish).
@@ -667,6 +668,9 @@ def delay_phase(
         "p99_intent_to_target_s": pct(0.99, to_target),
         "tick_period_p50_s": pct(0.5, gaps),
         "tick_period_max_s": gaps[-1] if gaps else float("nan"),
+        # Over the whole run (backlog included): a tick also waits for a checkpoint.
+        "slowest_tick_s": coordinator.get("slowest_tick_seconds", float("nan")),
+        "slowest_checkpoint_s": coordinator.get("slowest_checkpoint_seconds", float("nan")),
         "p99_s": pct(0.99),
         "max_s": delays[-1] if delays else float("nan"),
         "p50_ticks": pct(0.5) / tick,
@@ -1054,6 +1058,15 @@ def report_main(r: RunResult, ceiling: dict | None, trips: dict | None, tick: fl
             [
                 "  coordinator tick period seen, p50 / max",
                 f"{fmt_s(d['tick_period_p50_s'])} / {fmt_s(d['tick_period_max_s'])}",
+                "",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "  slowest tick / checkpoint in the whole run",
+                f"{fmt_s(d.get('slowest_tick_s', float('nan')))} / "
+                f"{fmt_s(d.get('slowest_checkpoint_s', float('nan')))}",
                 "",
                 "",
             ]
