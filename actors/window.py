@@ -196,7 +196,7 @@ class WindowActor:
             "late_by_window": dict(self.late_by_window),
             "duplicates_dropped": self.dedup.dropped,
             "dedup_ids_tracked": self.dedup.tracked,
-            "open_panes": len(self.store.panes),
+            "open_panes": self.store.open_hours,
             "open_rollups": len(self.store.rollups),
             "watermark": watermark.isoformat() if watermark else None,
             "last_batch_at": self.last_batch_at,

@@ -50,6 +50,11 @@ class PaneStore:
         self._fold()
         return self._panes
 
+    @property
+    def open_hours(self) -> int:
+        """How many hourly panes are open, without folding (stats are polled every second)."""
+        return len(self._panes.keys() | self._fresh.keys())
+
     def keys_of_hour(self, hour: datetime) -> list[WindowKey]:
         return window_keys(hour, self.windows)
 

@@ -407,3 +407,14 @@ def test_deltas_past_every_key_cap_merge_into_the_one_pass_result(
         one = comparable(MetricsAggregator.aggregate_events(expected[key], window, tiny))
         assert metrics_of(state, key) == one, key
         assert metrics_of(panes.partial(key), key) == one, key
+
+
+def test_counting_open_hours_neither_folds_nor_changes_the_next_delta() -> None:
+    panes = store()
+    panes.apply([started(timestamp=TEN)], None)
+    panes.take_deltas()
+    panes.apply([started(timestamp=TEN), started(timestamp=TEN + timedelta(hours=1))], None)
+
+    assert panes.open_hours == 2
+    assert panes._fresh  # still pending: counting did not fold them
+    assert sorted(panes.take_deltas()) == [TEN, TEN + timedelta(hours=1)]
