@@ -25,6 +25,17 @@ from models.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
+def _record(intent: ModelEventPublishIntent) -> tuple[str, bytes, bytes, list]:
+    """(topic, key, value, headers) of an intent's target write."""
+    value = json.dumps(intent.target_event_payload, separators=(",", ":")).encode()
+    headers = [
+        ("intent_id", str(intent.intent_id).encode()),
+        ("correlation_id", str(intent.correlation_id).encode()),
+        ("event_type", intent.target_event_type.encode()),
+    ]
+    return intent.target_topic, intent.target_key.encode(), value, headers
+
+
 @ray.remote
 class IntentExecutorActor:
     def __init__(self, kafka_settings: KafkaSettings, producer_overrides: dict | None = None):
@@ -65,41 +76,41 @@ class IntentExecutorActor:
 
     def _execute(self, messages: list[Any]) -> None:
         offsets: dict[tuple[str, int], int] = {}
+        intents: list[ModelEventPublishIntent] = []
         for message in messages:
             offsets[(message.topic(), message.partition())] = message.offset() + 1
             try:
-                intent = ModelEventPublishIntent.model_validate_json(message.value() or b"")
+                intents.append(ModelEventPublishIntent.model_validate_json(message.value() or b""))
             except ValidationError as exc:
                 self._dead_letter(message.value(), message.key(), f"invalid intent: {exc}")
                 self.counters["invalid_intents"] += 1
-                continue
-            self._publish(intent)
+        # First attempts together (one flush for the batch); failures retry one by one. The
+        # producer is idempotent, so within a partition (one window's key) a write cannot be
+        # acknowledged after an earlier one failed: a retried revision never lands after a newer
+        # one of the same window.
+        records = [_record(intent) for intent in intents]
+        outcomes = kafka.produce_each(self.producer, records) if records else []
+        for intent, record, failure in zip(intents, records, outcomes, strict=True):
+            if failure is None:
+                self.counters["published"] += 1
+            else:
+                self.counters["publish_failures"] += 1
+                self._retry(intent, record, failure)
         kafka.commit_offsets(self.consumer, offsets)
 
-    def _publish(self, intent: ModelEventPublishIntent) -> None:
+    def _retry(self, intent: ModelEventPublishIntent, record: tuple, reason: str) -> None:
+        """Attempts 2..max_attempts of one intent, with the policy's backoff before each."""
         policy = intent.retry_policy
-        value = json.dumps(intent.target_event_payload, separators=(",", ":")).encode()
-        headers = [
-            ("intent_id", str(intent.intent_id).encode()),
-            ("correlation_id", str(intent.correlation_id).encode()),
-            ("event_type", intent.target_event_type.encode()),
-        ]
-        reason = ""
-        for attempt in range(1, policy.max_attempts + 1):
+        topic, key, value, headers = record
+        for attempt in range(2, policy.max_attempts + 1):
+            time.sleep(policy.backoff_seconds(attempt - 1))
             try:
-                kafka.produce_batch(
-                    self.producer,
-                    intent.target_topic,
-                    [(intent.target_key.encode(), value)],
-                    headers=headers,
-                )
+                kafka.produce_batch(self.producer, topic, [(key, value)], headers=headers)
                 self.counters["published"] += 1
                 return
             except Exception as exc:  # delivery error or a rejected produce call
                 reason = f"{type(exc).__name__}: {exc}"
                 self.counters["publish_failures"] += 1
-                if attempt < policy.max_attempts:
-                    time.sleep(policy.backoff_seconds(attempt))
         self._dead_letter(
             intent.model_dump_json().encode(),
             intent.target_key.encode(),
