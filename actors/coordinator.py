@@ -84,6 +84,8 @@ class CoordinatorActor:
         self.ingests = ingest_actors
         self.store = CheckpointStore(checkpoint_dir, pipeline.checkpoints_kept)
         self.book = PublicationBook(reducer, tuple(pipeline.windows))
+        self._releases: list[Any] = []
+        """The last tick's release calls (see ``tick``)."""
         self.synced = False
         """The book holds every window actor's changes so far (see ``_gather``)."""
         self.sequence = 0
@@ -198,7 +200,9 @@ class CoordinatorActor:
                 if update.is_final:
                     self._remember(intent.target_event_payload)
             if horizon is not None:
-                ray.get([window.release.remote(horizon) for window in self.windows])
+                # Not waited for: calls from this actor reach each window actor in order, so the
+                # next collect or checkpoint runs after the release; errors surface there.
+                self._releases = [window.release.remote(horizon) for window in self.windows]
             self.watermark = horizon
             self.counters["ticks"] += 1
             self.slowest["tick"] = max(self.slowest["tick"], time.monotonic() - began)
@@ -215,6 +219,8 @@ class CoordinatorActor:
         its whole state because it started over."""
         full = not self.synced
         self.synced = False  # until this gather is folded in whole
+        releases, self._releases = self._releases, []
+        ray.get(releases)
         results: list[Collected] = ray.get([w.collect.remote(full) for w in self.windows])
         if not full and any(r.full is not None for r in results):
             results = ray.get([w.collect.remote(True) for w in self.windows])
