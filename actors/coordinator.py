@@ -95,6 +95,9 @@ class CoordinatorActor:
         self.counters: Counter[str] = Counter()
         self.slowest: dict[str, float] = {"tick": 0.0, "checkpoint": 0.0}
         """Longest tick and checkpoint so far, in seconds (a tick waits for a checkpoint)."""
+        self.slowest_tick_phases: dict[str, float] = {}
+        """Where the longest tick spent its time: gather (collect and fold deltas), plan
+        (metrics and intents), publish (produce and acknowledge)."""
         self.watermark: datetime | None = None
         self.last_tick: float | None = None
         self.error: str | None = None
@@ -186,9 +189,11 @@ class CoordinatorActor:
         with self._lock:
             began = time.monotonic()
             watermarks = self._gather()
+            gathered = time.monotonic()
             horizon = None if any(w is None for w in watermarks) else min(watermarks)
             updates = self.book.plan(horizon)
             intents = [build_intent(u, self.kafka, self.pipeline, horizon) for u in updates]
+            planned = time.monotonic()
             if intents:
                 kafka.produce_batch(
                     self.producer,
@@ -204,8 +209,16 @@ class CoordinatorActor:
                 # next collect or checkpoint runs after the release; errors surface there.
                 self._releases = [window.release.remote(horizon) for window in self.windows]
             self.watermark = horizon
+            ended = time.monotonic()
+            if ended - began > self.slowest["tick"]:
+                self.slowest["tick"] = ended - began
+                self.slowest_tick_phases = {
+                    "gather": gathered - began,
+                    "plan": planned - gathered,
+                    "publish": ended - planned,
+                    "updates": len(updates),
+                }
             self.counters["ticks"] += 1
-            self.slowest["tick"] = max(self.slowest["tick"], time.monotonic() - began)
             self.counters["intents_published"] += len(updates)
             self.counters["finals_published"] += sum(u.is_final for u in updates)
             self.last_tick = time.time()
@@ -280,6 +293,7 @@ class CoordinatorActor:
             "last_checkpoint_bytes": getattr(self, "last_checkpoint_bytes", None),
             "slowest_tick_seconds": self.slowest["tick"],
             "slowest_checkpoint_seconds": self.slowest["checkpoint"],
+            "slowest_tick_phases": self.slowest_tick_phases,
             "seconds_since_tick": None if self.last_tick is None else time.time() - self.last_tick,
             "error": self.error,
         }

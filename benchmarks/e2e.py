@@ -671,6 +671,7 @@ def delay_phase(
         # Over the whole run (backlog included): a tick also waits for a checkpoint.
         "slowest_tick_s": coordinator.get("slowest_tick_seconds", float("nan")),
         "slowest_checkpoint_s": coordinator.get("slowest_checkpoint_seconds", float("nan")),
+        "slowest_tick_phases": coordinator.get("slowest_tick_phases", {}),
         "p99_s": pct(0.99),
         "max_s": delays[-1] if delays else float("nan"),
         "p50_ticks": pct(0.5) / tick,
@@ -1071,6 +1072,17 @@ def report_main(r: RunResult, ceiling: dict | None, trips: dict | None, tick: fl
                 "",
             ]
         )
+        phases = d.get("slowest_tick_phases") or {}
+        if phases:
+            rows.append(
+                [
+                    "  slowest tick: gather / plan / publish (updates)",
+                    " / ".join(fmt_s(phases[k]) for k in ("gather", "plan", "publish"))
+                    + f" ({phases.get('updates', 0)})",
+                    "",
+                    "",
+                ]
+            )
         rows.append(
             [
                 "  probes found / sent; stream; last applied after its end",
