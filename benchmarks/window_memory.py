@@ -2,7 +2,8 @@
 
     python benchmarks/window_memory.py                                # the soak's 10 minutes
     python benchmarks/window_memory.py --restore-at 5                 # ... with its restore
-    python benchmarks/window_memory.py --minutes 240 --source pool --tick 60  # dedup plateau
+    python benchmarks/window_memory.py --minutes 240 --source pool --tick 60 --checkpoint 60
+                                                                      # the dedup plateau
     python benchmarks/window_memory.py --minutes 20 --tracemalloc     # which lines hold memory
 
 It runs, in this one process, the pure code a window actor runs (``actors/window.py``): per batch
@@ -13,8 +14,10 @@ makes it do: ``collect`` (``DedupFilter.forget_before(watermark)``, ``PaneStore.
 then ``release(watermark)``; and every ``--checkpoint`` seconds (default 30, the pipeline's
 interval) ``WindowActor.checkpoint``'s blob, built and dropped. ``--restore-at M`` replaces the
 process at event minute M by a fresh one (``os.execv``) that loads a checkpoint taken then and
-carries on, as the soak's kill and restore do. Not modelled: Ray itself (the actor's metrics
-objects, the call machinery, copying arguments and results through the object store).
+carries on, as the soak's kill and restore do. Like the actor, it first fixes glibc's mmap
+threshold (``actors/allocator.py``); ``--dynamic-mmap`` leaves glibc's default. Not modelled:
+Ray itself (the actor's metrics objects, the call machinery, copying arguments and results
+through the object store).
 
 Time is simulated: the clock is the event time of the newest workflow (the soak's producer
 stamps workflows with the wall clock), so hours of event time pass in minutes and the watermark,
@@ -58,6 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from actors.allocator import fix_mmap_threshold
 from actors.checkpoint import SECTION, split_sections
 from cli.simulator import simulate_fleet
 from models.decode import decode_batch
@@ -269,7 +273,11 @@ class Window:
     """``WindowActor.apply`` / ``collect`` / ``release`` / ``checkpoint`` / ``_load``
     (actors/window.py) minus Ray: same calls, same order."""
 
-    def __init__(self, pipeline: PipelineSettings, reducer: ReducerSettings) -> None:
+    def __init__(
+        self, pipeline: PipelineSettings, reducer: ReducerSettings, dynamic_mmap: bool = False
+    ) -> None:
+        if not dynamic_mmap:
+            fix_mmap_threshold()
         self.max_future_skew_s = pipeline.max_future_skew_seconds
         self.store = PaneStore(reducer, pipeline.windows)
         self.tracker = WatermarkTracker(
@@ -455,6 +463,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--horizon", type=float, default=3600.0, help="dedup_horizon_seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--dynamic-mmap",
+        action="store_true",
+        help="leave glibc's dynamic mmap threshold on (window actors before actors/allocator.py)",
+    )
     parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after each row")
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames per trace")
@@ -469,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     every = args.every or (60.0 if args.minutes <= 30 else 900.0)
     pipeline = PipelineSettings(dedup_horizon_seconds=args.horizon)
-    window = Window(pipeline, ReducerSettings())
+    window = Window(pipeline, ReducerSettings(), args.dynamic_mmap)
     source = (
         simulated(args.rate, args.seed)
         if args.source == "simulate"
@@ -484,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"{args.minutes:g} min of event time at {args.rate:g} events/s, source {args.source}"
             f", batches of {args.batch}, tick {args.tick:g} s, checkpoint {args.checkpoint:g} s"
-            f", horizon {args.horizon:g} s, load {os.getloadavg()}"
+            f", horizon {args.horizon:g} s, dynamic mmap threshold {args.dynamic_mmap}"
+            f", load {os.getloadavg()}"
         )
         next_tick, next_row, next_checkpoint = start + args.tick, start + every, start
         restore_at = None if args.restore_at is None else start + args.restore_at * 60
