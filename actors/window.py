@@ -12,6 +12,7 @@ from typing import Any
 import ray
 from ray.util import metrics
 
+from actors.allocator import fix_mmap_threshold
 from actors.batches import Applied, Collected, WindowBatch
 from actors.checkpoint import SECTION, split_sections
 from models.decode import decode_batch
@@ -65,6 +66,7 @@ class WindowActor:
         pipeline: PipelineSettings,
         restore: list[bytes] | None = None,
     ) -> None:
+        fix_mmap_threshold()  # the dedup arrays would fragment the heap (actors/allocator.py)
         self.index = index
         self.max_future_skew_s = pipeline.max_future_skew_seconds
         self.store = PaneStore(reducer, pipeline.windows)

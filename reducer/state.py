@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import compress, repeat
 from operator import attrgetter
 from typing import Any
@@ -144,18 +144,16 @@ class AggregationState:
         self.quality_buckets = [0, 0, 0]
         self.cost_bucket_counts = [0] * (len(s.cost_bucket_edges) + 1)
         self.cost_bucket_costs = [ExactMean() for _ in self.cost_bucket_counts]
-        self.stages = self._breakdown(self._stats)
-        self.models = self._breakdown(self._stats)
-        self.node_types = self._breakdown(self._stats)
+        # A partial, not a bound method of self: the breakdowns must not refer back to the
+        # state, or every state is a reference cycle that only the cycle collector frees.
+        stats = partial(DurationStats, s.exact_percentile_cap, s.sketch_relative_accuracy)
+        self.stages = self._breakdown(stats)
+        self.models = self._breakdown(stats)
+        self.node_types = self._breakdown(stats)
         self.failures_by_stage = self._breakdown(Count)
         self.failures_by_error_code = self._breakdown(Count)
         self.workflows: Breakdown[WorkflowSummary] = Breakdown(WorkflowSummary, s.max_workflows, 36)
         self.distinct_workflows = DistinctCounter(s.exact_distinct_cap)
-
-    def _stats(self) -> DurationStats:
-        return DurationStats(
-            self.settings.exact_percentile_cap, self.settings.sketch_relative_accuracy
-        )
 
     def _breakdown(self, factory: Any) -> Breakdown:
         return Breakdown(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -11,7 +13,16 @@ from models import ModelMetricsState, ReducerSettings
 from models.events import CodegenEvent
 from reducer import AggregationState, percentile
 from reducer.groupings import OTHER_KEY
-from tests.datasets import Lognormal, completed, failed, new_id, stage, started, workflow
+from tests.datasets import (
+    Lognormal,
+    completed,
+    failed,
+    mixed_events,
+    new_id,
+    stage,
+    started,
+    workflow,
+)
 
 MODEL_KEYS = {
     "total_generations",
@@ -613,3 +624,28 @@ def test_invalid_events_are_counted_apart_and_survive_merges_and_bytes() -> None
 
     assert m.events_invalid == 4
     assert m.events_processed == 2
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+
+def test_a_state_is_freed_as_soon_as_it_is_dropped_without_the_cycle_collector() -> None:
+    """No reference cycle inside a state: the partials a window actor builds and encodes every
+    tick (and merged copies) are freed by reference counting at once, not left to pile up as
+    cyclic garbage until a full collection (about 10 MiB of a window actor's RSS in
+    benchmarks/window_memory.py)."""
+    events = [e for _ in range(20) for e in workflow(stages=8)] + mixed_events(200)
+    built = AggregationState().add_batch(events)
+    gc.collect()
+    gc.disable()
+    try:
+        for make in (
+            AggregationState,
+            lambda: AggregationState().add_batch(events),
+            lambda: built.merge(built),
+            lambda: AggregationState.from_bytes(built.to_bytes()),
+        ):
+            dropped = weakref.ref(make())
+            assert dropped() is None
+    finally:
+        gc.enable()
