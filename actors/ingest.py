@@ -178,7 +178,8 @@ class KafkaIngestActor:
                 sent = self._dispatch(messages) if messages else False
                 if not sent and self.assigned and self.last_poll - self._last_sent >= HEARTBEAT_S:
                     # "polled, found nothing": lets quiet windows close
-                    self._send([[] for _ in self.windows], [], {})
+                    empty = [[] for _ in self.windows]
+                    self._send(empty, empty, empty, [])
                 self._reap(block=False)
             self._drain()
         except Exception as exc:  # the actor stays up to report it; offsets stay uncommitted
@@ -219,6 +220,7 @@ class KafkaIngestActor:
         """Route and send one consumed batch; False when it held no message to send."""
         limit = self.pipeline.max_message_bytes
         kept: list[Any] = []
+        values: list[bytes] = []
         ranges: dict[TopicPartition, list[int]] = {}
         oversized = 0
         for message in messages:
@@ -233,33 +235,40 @@ class KafkaIngestActor:
             self._drained.discard(key)
             ranges.setdefault(key, [message.offset(), message.offset()])[1] = message.offset()
             self.position[key] = message.offset() + 1
-            size = len(message.value() or b"")
-            if size > limit:
-                self._dead_letter(message, "oversized", f"message of {size} bytes exceeds {limit}")
+            value = message.value() or b""
+            if len(value) > limit:
+                reason = f"message of {len(value)} bytes exceeds {limit}"
+                self._dead_letter(message, "oversized", reason)
                 oversized += 1
                 continue
             kept.append(message)
+            values.append(value)
         self.counters["messages_in"] += len(kept) + oversized
         if not ranges:
             return False
         source_of = {key: index for index, key in enumerate(ranges)}
         sources = [SourceRange(t, p, first, last) for (t, p), (first, last) in ranges.items()]
-        values = [message.value() or b"" for message in kept]
-        parts = [
-            [kept[position] for position in positions]
-            for positions in route_messages(values, len(self.windows))
-        ]
-        self._send(parts, sources, source_of)
+        origins = [source_of[(m.topic(), m.partition())] for m in kept]
+        routes = route_messages(values, len(self.windows))
+        self._send(
+            [[kept[p] for p in positions] for positions in routes],
+            [[values[p] for p in positions] for positions in routes],
+            [[origins[p] for p in positions] for positions in routes],
+            sources,
+        )
         self.counters["batches"] += 1
         return True
 
     def _send(
         self,
         parts: list[list[Any]],
+        values: list[list[bytes]],
+        origins: list[list[int]],
         sources: list[SourceRange],
-        source_of: dict[TopicPartition, int],
     ) -> None:
-        """One call per window actor (empty sub-batches too: they carry progress)."""
+        """One call per window actor (empty sub-batches too: they carry progress). ``parts`` are
+        the messages (kept for dead-lettering by position), ``values`` and ``origins`` their
+        bytes and source index, per window actor."""
         self.sequence += 1
         self._last_sent = time.time()
         drained = sorted(self._drained)
@@ -267,17 +276,9 @@ class KafkaIngestActor:
         batch_id = (self.index, self.sequence)
         refs = [
             window.apply.remote(
-                WindowBatch(
-                    batch_id,
-                    [message.value() or b"" for message in part],
-                    [source_of[(message.topic(), message.partition())] for message in part],
-                    sources,
-                    assigned,
-                    self.known,
-                    drained,
-                )
+                WindowBatch(batch_id, value, origin, sources, assigned, self.known, drained)
             )
-            for window, part in zip(self.windows, parts, strict=True)
+            for window, value, origin in zip(self.windows, values, origins, strict=True)
         ]
         self.inflight.append(_InFlight(refs, parts, time.monotonic()))
         while len(self.inflight) >= self.pipeline.max_batches_in_flight:
