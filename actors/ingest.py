@@ -73,8 +73,9 @@ class KafkaIngestActor:
         self.known: list[TopicPartition] = []
         """Every partition of the input topics (refreshed from metadata)."""
         self._known_at = -TOPOLOGY_REFRESH_S
-        self._drained: set[TopicPartition] = set()
-        """Assigned partitions read to the end of the log (librdkafka's partition EOF)."""
+        self._drained: dict[TopicPartition, int] = {}
+        """Assigned partitions read to the end of the log (librdkafka's partition EOF): the end
+        offset then. Reported as drained only while nothing past it has been fetched."""
         self.counters: Counter[str] = Counter()
         self.rejects_by_reason: Counter[str] = Counter()
         self.events_by_type: Counter[str] = Counter()
@@ -228,11 +229,11 @@ class KafkaIngestActor:
             error = message.error()
             if error is not None:
                 if error.code() == kafka.PARTITION_EOF:
-                    self._drained.add(key)
+                    self._drained[key] = message.offset()
                 else:
                     self.counters["consumer_errors"] += 1
                 continue
-            self._drained.discard(key)
+            self._drained.pop(key, None)
             ranges.setdefault(key, [message.offset(), message.offset()])[1] = message.offset()
             self.position[key] = message.offset() + 1
             value = message.value() or b""
@@ -271,7 +272,7 @@ class KafkaIngestActor:
         bytes and source index, per window actor."""
         self.sequence += 1
         self._last_sent = time.time()
-        drained = sorted(self._drained)
+        drained = kafka.still_at_end(self.consumer, self._drained)
         assigned = list(self.assigned)
         batch_id = (self.index, self.sequence)
         refs = [
@@ -350,7 +351,8 @@ class KafkaIngestActor:
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         new = {(p.topic, p.partition) for p in partitions}
-        self._drained -= new  # unknown until its first fetch reaches the end
+        for key in new:  # unknown until its first fetch reaches the end
+            self._drained.pop(key, None)
         self.assigned = sorted({*self.assigned, *new})
         self.counters["rebalances"] += 1
         if self.start_offsets:  # restoring: read from the checkpoint, not the group's commits
@@ -364,6 +366,6 @@ class KafkaIngestActor:
         self._drain()
         revoked = {(p.topic, p.partition) for p in partitions}
         self.assigned = [tp for tp in self.assigned if tp not in revoked]
-        self._drained -= revoked
-        for tp in revoked:
-            self.position.pop(tp, None)
+        for key in revoked:
+            self._drained.pop(key, None)
+            self.position.pop(key, None)

@@ -72,6 +72,24 @@ def make_consumer(
     return confluent_kafka.Consumer(_config(settings, defaults, required, overrides))
 
 
+def still_at_end(
+    consumer: confluent_kafka.Consumer, ends: dict[tuple[str, int], int]
+) -> list[tuple[str, int]]:
+    """Of the partitions whose end the consumer reached at ``ends`` (partition-EOF offsets), those
+    the fetcher has seen nothing past since. A partition-EOF is true only at that moment: once
+    new messages are fetched they can wait in the local queue behind other partitions' (whose
+    later event times then advance the watermark) while the partition still looks drained. The
+    high offset cached from the latest fetch response (no broker round trip) reveals them."""
+    at_end = []
+    for (topic, partition), end in sorted(ends.items()):
+        _low, high = consumer.get_watermark_offsets(
+            confluent_kafka.TopicPartition(topic, partition), cached=True
+        )
+        if high <= end:  # also librdkafka's "not known" (negative): the EOF is all we know
+            at_end.append((topic, partition))
+    return at_end
+
+
 def make_producer(
     settings: KafkaSettings, idempotent: bool = True, **overrides: Any
 ) -> confluent_kafka.Producer:

@@ -169,6 +169,51 @@ def test_committed_offsets_resume_without_rereading(kafka_settings: KafkaSetting
     assert seen_first | seen_rest == {v for _, v in sent}
 
 
+def _read_to_end(
+    consumer: confluent_kafka.Consumer, ends: dict[tuple[str, int], int], want: int
+) -> None:
+    """Consume until ``want`` partitions sit at their end, keeping ``ends`` as the ingest does."""
+    deadline = time.monotonic() + 20
+    while len(kafka.still_at_end(consumer, ends)) < want and time.monotonic() < deadline:
+        for msg in consumer.consume(num_messages=100, timeout=0.5):
+            key = (msg.topic(), msg.partition())
+            if msg.error() is None:
+                ends.pop(key, None)
+            elif msg.error().code() == kafka.PARTITION_EOF:
+                ends[key] = msg.offset()
+    assert len(ends) == want
+
+
+def test_a_partition_eof_stops_counting_once_newer_messages_are_fetched(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = kafka_settings.topic("eof")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=2)
+    consumer = kafka.make_consumer(kafka_settings, **{"enable.partition.eof": True})
+    consumer.assign([confluent_kafka.TopicPartition(topic, p, 0) for p in (0, 1)])
+    ends: dict[tuple[str, int], int] = {}
+    _read_to_end(consumer, ends, want=2)
+    assert ends == {(topic, 0): 0, (topic, 1): 0}
+    assert kafka.still_at_end(consumer, ends) == [(topic, 0), (topic, 1)]
+
+    producer = kafka.make_producer(kafka_settings)
+    for i in range(10):
+        producer.produce(topic, value=f"v{i}".encode(), partition=i % 2)
+    producer.flush(10)
+    # The fetcher runs in the background: wait until both partitions' messages are fetched
+    # (and queued, unconsumed). Their EOFs are still the last word the consumer delivered.
+    deadline = time.monotonic() + 20
+    while kafka.still_at_end(consumer, ends) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kafka.still_at_end(consumer, ends) == []
+    assert set(ends) == {(topic, 0), (topic, 1)}
+
+    _read_to_end(consumer, ends, want=2)
+    assert ends == {(topic, 0): 5, (topic, 1): 5}
+    assert kafka.still_at_end(consumer, ends) == [(topic, 0), (topic, 1)]
+    consumer.close()
+
+
 def test_two_members_of_one_group_share_the_partitions(kafka_settings: KafkaSettings) -> None:
     topic = kafka_settings.topic("shared")
     kafka.ensure_topics(kafka_settings, [topic], partitions=N_PARTITIONS)
