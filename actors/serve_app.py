@@ -100,7 +100,12 @@ class ReducerAPI:
         }
 
     async def _snapshot(self, window: EnumMetricsWindow, at: datetime | None) -> dict[str, Any]:
-        start, end = window_bounds(at or datetime.now(UTC), window)
+        try:
+            start, end = window_bounds(at or datetime.now(UTC), window)
+        except (OverflowError, ValueError) as exc:  # a valid datetime whose window cannot be
+            raise RequestValidationError(  # represented (year 1 or 9999 edges): the caller's
+                [{"loc": ("query", "at"), "msg": f"no {window.value} window holds it ({exc})"}]
+            ) from exc
         key = (window, start)
         parts = await asyncio.gather(
             *(

@@ -22,7 +22,7 @@ from actors.broker import free_port
 from actors.fleet import produce_events
 from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
-from actors.serve_app import start_api, stop_api
+from actors.serve_app import VERSION, start_api, stop_api
 from cli.simulator import simulate_fleet
 from models import EnumMetricsWindow, Settings, decode_one
 from models.settings import KafkaSettings, PipelineSettings, ServeSettings
@@ -119,10 +119,12 @@ def test_health_is_open_without_token_and_reports_what_makes_it_true(live: dict)
     assert body["events_in"] == len(live["old"]) + len(live["recent"])
     assert body["bad_events"] == 0 and body["batch_size"] == 100
     assert set(body["seconds_since_poll"]) == {"ingest-0", "ingest-1"}
+    assert body["version"] == VERSION and body["window_type"] == "hourly"
+    assert body["events_out"] >= 4  # at least the old windows' four finals went out
 
 
 def test_every_other_route_requires_the_bearer_token(live: dict) -> None:
-    for path in ("/snapshot", "/snapshot/breakdown?by=model", "/history", "/metrics"):
+    for path in ("/snapshot", "/snapshot/breakdown?by=model", "/history", "/metrics", "/api/stats"):
         assert get(live["base"], path, token=None)[0] == 401, path
         assert get(live["base"], path, token="wrong")[0] == 401, path
 
@@ -173,6 +175,10 @@ def test_history_lists_closed_windows_newest_first(live: dict) -> None:
         "/snapshot/breakdown",
         "/history?limit=0",
         "/history?limit=abc",
+        # Valid datetimes whose window falls outside what a datetime can hold.
+        "/snapshot?at=9999-12-31T23:30:00Z",
+        "/snapshot?window=monthly&at=9999-12-15T00:00:00Z",
+        "/snapshot/breakdown?by=model&at=0001-01-01T00:30:00%2B01:00",
     ],
 )
 def test_invalid_query_parameters_get_a_400_with_the_reason(live: dict, path: str) -> None:
@@ -274,8 +280,12 @@ def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(live: dic
     assert status == "healthy"
 
 
-def test_health_turns_degraded_when_an_ingest_actor_is_stopped(live: dict) -> None:
+def test_health_turns_degraded_then_unhealthy_503_as_ingest_actors_stop(live: dict) -> None:
     ray.get(ray.get_actor("ingest-1", namespace=NAMESPACE).stop.remote())
     status, body = get_json(live["base"], "/health", token=None)
     assert status == 200 and body["status"] == "degraded"
     assert any("ingest-1" in reason for reason in body["reasons"])
+    ray.get(ray.get_actor("ingest-0", namespace=NAMESPACE).stop.remote())
+    status, body = get_json(live["base"], "/health", token=None)
+    assert status == 503 and body["status"] == "unhealthy"
+    assert "no ingest actor is consuming" in body["reasons"]
