@@ -29,6 +29,9 @@ from reducer.publication import PublicationBook, WindowUpdate
 
 log = logging.getLogger(__name__)
 CORRELATION_NAMESPACE = uuid.UUID("5d0c6a43-8f0e-4d39-9a55-3f3f6c1de0a1")
+# Rebuilding /history reads the metrics topic from its start; past this, start-up goes on with
+# what was read (and says so) rather than wait on a huge uncompacted topic.
+HISTORY_READ_TIMEOUT_S = 60.0
 
 
 def correlation_id(window_id: str) -> uuid.UUID:
@@ -254,15 +257,33 @@ class CoordinatorActor:
             history.append(payload)
 
     def _rebuild_history(self) -> None:
-        """Closed windows published before a restart, read back from the metrics topic."""
+        """Closed windows published before a restart, read back from the metrics topic to its
+        end (only finals are kept: one per window, the latest revision)."""
+        finals: dict[str, dict[str, Any]] = {}
+
+        def keep(message: Any) -> None:
+            try:
+                payload = json.loads(message.value() or b"null")
+            except ValueError:  # not ours to judge here; the topic's consumers see it too
+                return
+            if isinstance(payload, dict) and payload.get("is_final") and "window_id" in payload:
+                seen = finals.get(payload["window_id"])
+                if seen is None or payload.get("revision", 0) >= seen.get("revision", 0):
+                    finals[payload["window_id"]] = payload
+
+        topic = self.kafka.target_topic
         try:
-            messages = kafka.consume_all(self.kafka, self.kafka.target_topic, None, timeout=2.0)
-        except Exception:  # an empty or missing topic just means no history yet
-            log.exception("could not rebuild history from %s", self.kafka.target_topic)
+            complete = kafka.read_to_end(self.kafka, topic, keep, HISTORY_READ_TIMEOUT_S)
+        except Exception:
+            log.exception("could not rebuild history from %s", topic)
             return
-        finals = [json.loads(m.value()) for m in messages if m.value()]
-        finals = [p for p in finals if isinstance(p, dict) and p.get("is_final")]
-        for payload in sorted(finals, key=lambda p: p.get("window_start", "")):
+        if not complete:
+            log.warning(
+                "history from %s: not read to its end within %.0f s; older windows only",
+                topic,
+                HISTORY_READ_TIMEOUT_S,
+            )
+        for payload in sorted(finals.values(), key=lambda p: p.get("window_start", "")):
             self._remember(payload)
 
     def recent(self, window: str, limit: int) -> list[dict[str, Any]]:

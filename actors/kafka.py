@@ -287,6 +287,36 @@ def consume_all(
     return out
 
 
+def read_to_end(
+    settings: KafkaSettings,
+    topic: str,
+    on_message: Callable[[confluent_kafka.Message], None],
+    timeout: float,
+) -> bool:
+    """Feed every message of ``topic``, from the earliest offset, to ``on_message`` until each
+    partition reaches its end (partition EOF). Nothing is kept here, so memory does not grow
+    with the topic. False when ``timeout`` ran out first; a missing topic is read at once."""
+    deadline = time.monotonic() + timeout
+    group = f"{settings.group_id}.reader.{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(settings, group_id=group, **{"enable.partition.eof": True})
+    try:
+        partitions = _partitions(consumer, topic, min(deadline, time.monotonic() + 2.0))
+        consumer.assign(partitions)
+        pending = {p.partition for p in partitions}
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                err = msg.error()
+                if err is None:
+                    on_message(msg)
+                elif err.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                else:
+                    raise confluent_kafka.KafkaException(err)
+        return not pending
+    finally:
+        consumer.close()
+
+
 def commit_offsets(
     consumer: confluent_kafka.Consumer,
     offsets: dict[tuple[str, int], int],

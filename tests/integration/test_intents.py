@@ -134,17 +134,29 @@ def test_a_fresh_coordinator_rebuilds_history_of_closed_windows_from_the_metrics
         for h in range(4)
     ]
     open_update = {**finals[0], "window_id": "hourly:2026-10-01T05:00:00Z", "is_final": False}
-    kafka.produce_batch(
-        kafka.make_producer(kafka_settings),
-        kafka_settings.target_topic,
-        [(p["window_id"].encode(), json.dumps(p).encode()) for p in [*finals, open_update]],
-    )
+    # Thousands of updates of open windows, a stale revision, and junk, all before the newest
+    # final: history comes from the whole topic, read to its end.
+    updates = [{**open_update, "revision": r} for r in range(20_000)]
+    stale = {**finals[3], "revision": 2, "total_generations": -1}
+    messages = [
+        *[(p["window_id"].encode(), json.dumps(p).encode()) for p in [*finals[:3], stale]],
+        *[(p["window_id"].encode(), json.dumps(p).encode()) for p in updates],
+        (b"junk", b"not json"),
+        (finals[3]["window_id"].encode(), json.dumps(finals[3]).encode()),
+    ]
+    kafka.produce_batch(kafka.make_producer(kafka_settings), kafka_settings.target_topic, messages)
     coordinator = CoordinatorActor.remote(
-        kafka_settings, PipelineSettings(tick_seconds=60), ReducerSettings(), [], [], str(tmp_path)
+        kafka_settings,
+        PipelineSettings(tick_seconds=60, history_size=2),
+        ReducerSettings(),
+        [],
+        [],
+        str(tmp_path),
     )
     try:
         ray.get(coordinator.start.remote())
-        recent = ray.get(coordinator.recent.remote("hourly", 3))
+        recent = ray.get(coordinator.recent.remote("hourly", 10))
     finally:
         ray.kill(coordinator)
-    assert [p["window_id"] for p in recent] == [f["window_id"] for f in finals[::-1][:3]]
+    # Newest first, each at its latest revision, as many as history_size keeps.
+    assert recent == finals[::-1][:2]
