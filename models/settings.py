@@ -173,9 +173,10 @@ class ServeSettings(BaseModel):
     node_id: str = ""
     """Identity in /health and Consul; empty means this host's name."""
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8063
+    port: Annotated[int, Field(ge=1, le=65535)] = 8063
+    """A fixed port: Consul and load balancers are told this one (no 0 for "any free")."""
     token: SecretStr | None = None
-    """Optional bearer token required on every route except /health."""
+    """Optional bearer token required on every data route (open: /health, /, /docs; README)."""
     stall_seconds: Annotated[float, Field(gt=0)] = 30.0
     """An ingest actor that has not polled Kafka for this long makes /health degraded."""
 

@@ -266,7 +266,7 @@ def test_a_bind_all_serve_host_is_advertised_as_a_reachable_address() -> None:
     )
     chosen = ConsulRegistrar.from_settings(
         settings.model_copy(update={"service_address": "10.1.2.3"}),
-        ServeSettings(host="0.0.0.0", port=0),
+        ServeSettings(host="0.0.0.0", port=8063),
         node_id="n",
         version="1",
         window_type="hourly",

@@ -75,3 +75,11 @@ def test_secrets_are_obscured_when_printed_and_revealed_only_in_the_client_confi
 
     assert "hunter2" not in repr(kafka)
     assert kafka.client_config()["sasl.password"] == "hunter2"
+
+
+def test_the_api_binds_to_localhost_8063_by_default_and_needs_a_fixed_port() -> None:
+    from models.settings import ServeSettings
+
+    assert (ServeSettings().host, ServeSettings().port) == ("127.0.0.1", 8063)
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        ServeSettings(port=0)  # Consul would be told port 0
