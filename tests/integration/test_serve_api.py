@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -31,6 +32,8 @@ from tests.integration.test_pipeline import COMPARED, START
 
 TOKEN = "s3cret-token"
 AHEAD = timedelta(minutes=3)
+# The README's screenshot: the browser test takes it; it replaces the committed one only when
+# asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 
@@ -204,10 +207,17 @@ def test_metrics_is_valid_prometheus_text_with_counters_gauges_and_the_current_h
         "codegen_metrics_watermark_lag_seconds",
         "codegen_metrics_open_windows",
         "codegen_metrics_current_hour_success_rate",
-        "codegen_metrics_current_hour_duration_p95_seconds",
         "codegen_metrics_current_hour_cost_usd",
+        "codegen_metrics_published_updates",
+        "codegen_metrics_bad_events",
     ):
         assert name in families, name
+    hour = {
+        q: families[f"codegen_metrics_current_hour_duration_{q}_seconds"].samples[0].value
+        for q in ("p50", "p95", "p99")
+    }
+    assert 0 <= hour["p50"] <= hour["p95"] <= hour["p99"], hour
+    assert 0 <= families["codegen_metrics_current_hour_success_rate"].samples[0].value <= 1
 
 
 def test_actors_export_custom_metrics_through_ray_for_the_dashboard(
@@ -242,10 +252,13 @@ def test_openapi_docs_are_served(live: dict) -> None:
     shutil.which("chromium") is None and not __import__("os").environ.get("CI"),
     reason="Debian chromium not installed (CI installs it; this never skips in CI)",
 )
-def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(live: dict) -> None:
+def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(
+    live: dict, tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
+    fetched: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=shutil.which("chromium") or "/usr/bin/chromium",
@@ -260,6 +273,7 @@ def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(live: dic
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: fetched.append(r.url))
         page.add_init_script(f"sessionStorage.setItem('codegenMetricsToken', '{TOKEN}')")
         page.goto(live["base"] + "/")
         page.wait_for_function("window.dashboardState && window.dashboardState.rendered >= 1")
@@ -270,11 +284,14 @@ def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(live: dic
             "Object.values(Chart.instances).map(c => c.data.datasets.reduce("
             "(n, d) => n + d.data.filter(v => v !== null && v !== undefined).length, 0))"
         )
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
         status = page.text_content("#status")
         browser.close()
     assert errors == []
+    assert shot.stat().st_size > 10_000
+    # Offline: everything the page loads comes from the service itself (no CDN).
+    assert fetched and all(u.startswith((live["base"], "data:")) for u in fetched), fetched
     assert points >= 2  # closed windows from history plus the current one
     assert len(charted) == 6 and all(n > 0 for n in charted), charted
     assert status == "healthy"
