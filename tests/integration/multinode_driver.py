@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+import traceback
 
 import ray
 
@@ -43,6 +44,23 @@ def placement(pipeline: Pipeline) -> dict[str, str]:
 def raylet_pids(temp_dir: str) -> list[int]:
     out = subprocess.run(["pgrep", "-f", f"raylet.*{temp_dir}"], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
+
+
+def _safe_stats(pipeline: Pipeline) -> object:
+    try:
+        stats = pipeline.stats()
+    except Exception as exc:
+        return repr(exc)
+    keep = ("assigned", "drained", "events_in", "events_applied", "error", "running", "watermark")
+    return {
+        "ingest": [{k: s.get(k) for k in keep} for s in stats.get("ingest", []) if s],
+        "windows": [{k: w.get(k) for k in keep} for w in stats.get("windows", []) if w],
+        "coordinator": {
+            k: (stats.get("coordinator") or {}).get(k)
+            for k in ("checkpoints", "finals_published", "watermark", "error")
+        },
+        "restores": pipeline.restores,
+    }
 
 
 def main() -> None:
@@ -94,6 +112,9 @@ def main() -> None:
         result["wrong"] = sorted(
             k for k in finals if k in expected and body(finals[k]) != expected[k]
         )
+    except Exception:  # reported in the RESULT line: Ray's log floods this process's stderr
+        result["error"] = traceback.format_exc()
+        result["stats"] = _safe_stats(pipeline)
     finally:
         feeder.stopped.set()
         pipeline.stop()

@@ -105,6 +105,7 @@ def test_actors_spread_over_two_nodes_and_survive_losing_one_with_exact_results(
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(lines[-1].removeprefix("RESULT "))
+    assert "error" not in result, json.dumps(result, indent=1)
     before, after, head = result["before"], result["after"], result["head"]
     assert before["coordinator"] == head  # pinned to the head node
     spread = {before[name] for name in before if name.startswith(("ingest-", "window-"))}
