@@ -103,7 +103,7 @@ def test_actors_spread_over_two_nodes_and_survive_losing_one_with_exact_results(
         timeout=900,
     )
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, run.stdout[-3000:] + run.stderr[-3000:]
+    assert lines, f"driver exit code {run.returncode}\n" + run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(lines[-1].removeprefix("RESULT "))
     assert "error" not in result, json.dumps(result, indent=1)
     before, after, head = result["before"], result["after"], result["head"]
