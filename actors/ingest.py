@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 PAUSE_TIMEOUT_S = 60.0
 HEARTBEAT_S = 1.0
 TOPOLOGY_REFRESH_S = 30.0
+GROUP_STATS_MS = 5000
+"""How often librdkafka reports its consumer-group state (shown in ``stats()["group"]``)."""
 
 TopicPartition = tuple[str, int]
 
@@ -80,6 +82,9 @@ class KafkaIngestActor:
         self.rejects_by_reason: Counter[str] = Counter()
         self.events_by_type: Counter[str] = Counter()
         self.last_poll: float | None = None
+        self.group: dict[str, Any] = {}
+        """librdkafka's view of our group membership (join state, rebalances, assignment size):
+        why an actor without partitions has none."""
         self.error: str | None = None
         self._stop = threading.Event()
         self._pause = threading.Event()
@@ -109,7 +114,14 @@ class KafkaIngestActor:
 
     def start(self) -> bool:
         # Partition EOF events tell window actors which partitions have no backlog left.
-        self.consumer = kafka.make_consumer(self.kafka, **{"enable.partition.eof": True})
+        self.consumer = kafka.make_consumer(
+            self.kafka,
+            **{
+                "enable.partition.eof": True,
+                "statistics.interval.ms": GROUP_STATS_MS,
+                "stats_cb": self._on_client_stats,
+            },
+        )
         self.producer = kafka.make_producer(self.kafka)
         self.consumer.subscribe(
             self.kafka.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -161,8 +173,12 @@ class KafkaIngestActor:
             "seconds_since_poll": None if self.last_poll is None else time.time() - self.last_poll,
             "running": self._thread is not None and self._thread.is_alive(),
             "paused": self._paused.is_set(),
+            "group": self.group,
             "error": self.error,
         }
+
+    def _on_client_stats(self, report: str) -> None:
+        self.group = kafka.group_state(report)
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ unchanged; configs are never logged because they may hold secrets.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -70,6 +71,13 @@ def make_consumer(
     }
     required = {"group.id": group_id or settings.group_id, "enable.auto.commit": False}
     return confluent_kafka.Consumer(_config(settings, defaults, required, overrides))
+
+
+def group_state(report: str) -> dict[str, Any]:
+    """The consumer-group part of a librdkafka statistics report (``stats_cb``)."""
+    group = json.loads(report).get("cgrp") or {}
+    keys = ("state", "join_state", "rebalance_cnt", "rebalance_reason", "assignment_size")
+    return {key: group.get(key) for key in keys}
 
 
 def still_at_end(

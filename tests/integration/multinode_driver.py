@@ -44,7 +44,19 @@ def _safe_stats(pipeline: Pipeline) -> object:
         stats = pipeline.stats()
     except Exception as exc:
         return repr(exc)
-    keep = ("assigned", "drained", "events_in", "events_applied", "error", "running", "watermark")
+    keep = (
+        "assigned",
+        "drained",
+        "events_in",
+        "events_applied",
+        "rebalances",
+        "group",
+        "paused",
+        "seconds_since_poll",
+        "error",
+        "running",
+        "watermark",
+    )
     return {
         "ingest": [{k: s.get(k) for k in keep} for s in stats.get("ingest", []) if s],
         "windows": [{k: w.get(k) for k in keep} for w in stats.get("windows", []) if w],

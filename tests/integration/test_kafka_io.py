@@ -217,7 +217,17 @@ def test_a_partition_eof_stops_counting_once_newer_messages_are_fetched(
 def test_two_members_of_one_group_share_the_partitions(kafka_settings: KafkaSettings) -> None:
     topic = kafka_settings.topic("shared")
     kafka.ensure_topics(kafka_settings, [topic], partitions=N_PARTITIONS)
-    members = [kafka.make_consumer(kafka_settings) for _ in range(2)]
+    reports: list[list[dict]] = [[], []]
+    members = [
+        kafka.make_consumer(
+            kafka_settings,
+            **{
+                "statistics.interval.ms": 200,
+                "stats_cb": lambda r, i=i: reports[i].append(kafka.group_state(r)),
+            },
+        )
+        for i in range(2)
+    ]
     try:
         for consumer in members:
             consumer.subscribe([topic])
@@ -232,6 +242,19 @@ def test_two_members_of_one_group_share_the_partitions(kafka_settings: KafkaSett
         assert all(assigned), f"both members need partitions, got {assigned}"
         assert not assigned[0] & assigned[1]
         assert assigned[0] | assigned[1] == set(range(N_PARTITIONS))
+        # librdkafka's own account of the membership (what ingest actors report in stats()).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            r and r[-1]["assignment_size"] == len(a) for r, a in zip(reports, assigned, strict=True)
+        ):
+            for consumer in members:
+                consumer.poll(0.1)
+        for report, partitions in zip(reports, assigned, strict=True):
+            assert report[0]["join_state"] != "steady"  # before the first assignment
+            assert report[-1]["state"] == "up"
+            assert report[-1]["join_state"] == "steady"
+            assert report[-1]["rebalance_cnt"] >= 1
+            assert report[-1]["assignment_size"] == len(partitions)
     finally:
         for consumer in members:
             consumer.close()

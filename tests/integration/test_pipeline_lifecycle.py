@@ -96,6 +96,15 @@ def test_two_ingest_actors_share_the_partitions_and_stopping_one_mid_stream_lose
         assert _wait(lambda: all(i["assigned"] for i in pipeline.stats()["ingest"]), 40)
         owned = [set(i["assigned"]) for i in pipeline.stats()["ingest"]]
         assert not owned[0] & owned[1]
+        # Each actor reports librdkafka's view of its membership (reported every 5 s).
+        assert _wait(
+            lambda: all(
+                i["group"].get("join_state") == "steady" for i in pipeline.stats()["ingest"]
+            ),
+            20,
+        )
+        groups = [i["group"] for i in pipeline.stats()["ingest"]]
+        assert [g["assignment_size"] for g in groups] == [len(o) for o in owned]
         produce_events(kafka_settings, events[:half])
         assert _wait(lambda: _applied(pipeline) == half)
         pipeline.stop_ingest(1)
