@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PAUSE_TIMEOUT_S = 60.0
 HEARTBEAT_S = 1.0
 TOPOLOGY_REFRESH_S = 30.0
+LEAVE_TIMEOUT_S = 5.0
 GROUP_STATS_MS = 5000
 """How often librdkafka reports its consumer-group state (shown in ``stats()["group"]``)."""
 
@@ -87,6 +88,8 @@ class KafkaIngestActor:
         why an actor without partitions has none."""
         self.error: str | None = None
         self._stop = threading.Event()
+        self._abandon = False
+        """Leaving for a rebuild: in-flight batches no longer matter (see ``leave``)."""
         self._pause = threading.Event()
         self._paused = threading.Event()
         self._resume = threading.Event()
@@ -160,6 +163,19 @@ class KafkaIngestActor:
             self._thread.join(timeout=60)
         return self.stats()
 
+    def leave(self) -> bool:
+        """Leave the consumer group now, abandoning in-flight batches: the pipeline is being
+        rebuilt from its checkpoint, so their results no longer matter. A consumer killed
+        without leaving stays a member until its session times out, and the broker may make
+        it the leader of the next rebalance meanwhile (on Tansu that can strand the group:
+        see the README's reliability section). True when the consumer is closed."""
+        self._abandon = True
+        self._stop.set()
+        self._resume.set()
+        if self._thread is not None:
+            self._thread.join(timeout=LEAVE_TIMEOUT_S)
+        return self._thread is None or not self._thread.is_alive()
+
     def stats(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -169,6 +185,7 @@ class KafkaIngestActor:
             "events_by_type": dict(self.events_by_type),
             "batches_in_flight": len(self.inflight),
             "assigned": [f"{t}[{p}]" for t, p in self.assigned],
+            "partitions": [f"{t}[{p}]" for t, p in self.known],
             "drained": [f"{t}[{p}]" for t, p in sorted(self._drained)],
             "seconds_since_poll": None if self.last_poll is None else time.time() - self.last_poll,
             "running": self._thread is not None and self._thread.is_alive(),
@@ -198,15 +215,16 @@ class KafkaIngestActor:
                     empty = [[] for _ in self.windows]
                     self._send(empty, empty, empty, [])
                 self._reap(block=False)
-            self._drain()
+            if not self._abandon:
+                self._drain()
         except Exception as exc:  # the actor stays up to report it; offsets stay uncommitted
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("ingest-%d stopped", self.index)
         finally:
             self._paused.set()  # never leave a barrier waiting on a dead loop
             try:
-                self.producer.flush(10)
-                self.consumer.close()
+                self.producer.flush(1 if self._abandon else 10)
+                self.consumer.close()  # leaves the group
             except Exception:  # pragma: no cover - best effort on the way out
                 log.exception("ingest-%d close failed", self.index)
 
@@ -379,7 +397,8 @@ class KafkaIngestActor:
             consumer.assign(partitions)
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
-        self._drain()
+        if not self._abandon:
+            self._drain()
         revoked = {(p.topic, p.partition) for p in partitions}
         self.assigned = [tp for tp in self.assigned if tp not in revoked]
         for key in revoked:

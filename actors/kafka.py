@@ -171,6 +171,27 @@ def delete_topics(settings: KafkaSettings, topics: Iterable[str], timeout: float
                 raise
 
 
+def reset_group(
+    settings: KafkaSettings, offsets: dict[tuple[str, int], int], timeout: float = 10.0
+) -> str | None:
+    """Delete the ingest consumer group (members and committed offsets) on the broker, then
+    commit ``offsets`` to the new, empty group; returns why the broker refused to delete it
+    (Kafka does while the group has members), or None."""
+    admin = make_admin(settings)
+    future = admin.delete_consumer_groups([settings.group_id], request_timeout=timeout)
+    try:
+        future[settings.group_id].result(timeout=timeout)
+    except confluent_kafka.KafkaException as exc:
+        return str(exc.args[0])
+    if offsets:  # a consumer that never subscribes commits as the group, no membership needed
+        consumer = make_consumer(settings)
+        try:
+            commit_offsets(consumer, offsets)
+        finally:
+            consumer.close()
+    return None
+
+
 def produce_batch(
     producer: confluent_kafka.Producer,
     topic: str,

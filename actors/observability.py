@@ -61,6 +61,20 @@ def evaluate_health(
     return status, reasons
 
 
+def unowned_partitions(ingest: list[dict[str, Any] | None]) -> list[str]:
+    """Input partitions that no running ingest actor owns: each actor lists every partition of
+    the input topics it knows of (``partitions``) and those assigned to it (``assigned``)."""
+    known: set[str] = set()
+    owned: set[str] = set()
+    for stats in ingest:
+        if stats is None:
+            continue
+        known.update(stats.get("partitions") or ())
+        if stats.get("running"):
+            owned.update(stats.get("assigned") or ())
+    return sorted(known - owned)
+
+
 def breakdown_rows(metrics: ModelMetricsState, by: str) -> list[dict[str, Any]]:
     """One grouping of a state as rows: {"key": ..., <metrics>}."""
     table: dict[str, Any] = {

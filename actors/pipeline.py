@@ -27,6 +27,7 @@ from actors.coordinator import CoordinatorActor
 from actors.ingest import KafkaIngestActor
 from actors.intents import IntentExecutorActor
 from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
+from actors.observability import unowned_partitions
 from actors.window import WindowActor
 from models.settings import Settings
 
@@ -38,6 +39,7 @@ CPU_WINDOW = 0.25
 CPU_COORDINATOR = 0.1
 CPU_INTENTS = 0.1
 PING_TIMEOUT_S = 10.0
+LEAVE_TIMEOUT_S = 8.0
 
 
 def checkpoint_dir(settings: Settings) -> Path:
@@ -57,6 +59,8 @@ class Pipeline:
         self.started_at: float | None = None
         self.restores = 0
         self.head_node = ""
+        self._unowned_since: float | None = None
+        """Since when some input partition has had no ingest actor (monotonic clock)."""
 
     def _placement(self) -> None:
         """Pin the coordinator (and so the checkpoint directory) to this driver's node, the head
@@ -135,6 +139,7 @@ class Pipeline:
             for j in range(p.window_actors)
         ]
         offsets = restored.offsets if restored is not None else None
+        self._unowned_since = None
         self.ingests = [
             KafkaIngestActor.options(
                 name=ingest_name(i), namespace=NAMESPACE, num_cpus=CPU_INGEST
@@ -154,6 +159,11 @@ class Pipeline:
             ray.get(self.coordinator.checkpoint.remote())
 
     def _kill_graph(self) -> None:
+        # Consumers leave the group first: killed ones would stay members until their session
+        # times out, and the next rebalance could wait on (or elect) a dead member.
+        leaving = [actor.leave.remote() for actor in self.ingests]
+        if leaving:
+            ray.wait(leaving, num_returns=len(leaving), timeout=LEAVE_TIMEOUT_S)
         for actor in (*self.ingests, self.coordinator, *self.windows):
             if actor is not None:
                 with contextlib.suppress(Exception):  # already dead
@@ -163,34 +173,67 @@ class Pipeline:
     # -- watching ------------------------------------------------------------------------------
 
     @staticmethod
-    def _alive(actor: Any) -> bool:
+    def _ping(actor: Any) -> dict[str, Any] | None:
+        """The actor's stats, or None when it does not answer (dead, or hung)."""
         try:
-            ray.get(actor.stats.remote(), timeout=PING_TIMEOUT_S)
-            return True
+            return ray.get(actor.stats.remote(), timeout=PING_TIMEOUT_S)
         except Exception:
-            return False
+            return None
 
     def supervise(self) -> str | None:
-        """Recover from dead actors; returns what was done, or None when all is well."""
+        """Recover from dead actors and stuck group rebalances; returns what was done, or None
+        when all is well."""
         if self.coordinator is None:
             return None
         graph = [self.coordinator, *self.windows, *self.ingests]
-        if not all(self._alive(actor) for actor in graph):
+        answers = [self._ping(actor) for actor in graph]
+        if any(answer is None for answer in answers):
             self.restore()
             return "restored the pipeline from the latest checkpoint"
-        if not self._alive(self.executor):
+        if self._ping(self.executor) is None:
             with contextlib.suppress(Exception):
                 ray.kill(self.executor)
             self._start_executor()
             return "restarted the intent executor"
-        return None
+        return self._watch_assignment(answers[len(graph) - len(self.ingests) :])
 
-    def restore(self, attempts: int = 6) -> None:
+    def _watch_assignment(self, ingest: list[dict[str, Any] | None]) -> str | None:
+        """A rebalance hands partitions over within seconds. Partitions without an owner for
+        ``assignment_stall_seconds`` mean the group is stuck: on Tansu, a group whose leader
+        left mid-rebalance never forms again (new members wait in sync forever; rejoining or
+        replacing them does not help). Rebuild from the checkpoint with the group deleted:
+        the checkpoint's offsets, not the group's commits, say where to resume, so nothing is
+        lost or counted twice."""
+        unowned = unowned_partitions(ingest)
+        now = time.monotonic()
+        if not unowned:
+            self._unowned_since = None
+            return None
+        if self._unowned_since is None:
+            self._unowned_since = now
+        stalled = now - self._unowned_since
+        if stalled < self.settings.pipeline.assignment_stall_seconds:
+            return None
+        if not any(s and s["running"] for s in ingest):
+            return None  # nothing consumes at all: /health says so; no group to unstick
+        refused = self.restore(reset_group=True)
+        return (
+            f"{len(unowned)} input partition(s) owned by no ingest actor for {stalled:.0f} s "
+            f"(e.g. {unowned[0]}): restored the pipeline from the latest checkpoint with the "
+            "consumer group "
+            + (f"kept (the broker refused to delete it: {refused})" if refused else "deleted")
+        )
+
+    def restore(self, attempts: int = 6, reset_group: bool = False) -> str | None:
         """Kill the graph and rebuild it from the latest checkpoint (or from scratch).
+        ``reset_group``: delete the consumer group in between (the ingest actors have left it)
+        and commit the checkpoint's offsets to the new one; returns the broker's reason when it
+        refused.
 
         Retried: right after a node is lost Ray may still place actors on it until its death is
         detected (missed heartbeats), and those actors die at once.
         """
+        refused = None
         for attempt in range(1, attempts + 1):
             self._kill_graph()
             # A killed actor's name is released asynchronously; wait so new ones can take it.
@@ -199,10 +242,17 @@ class Pipeline:
                 _exists(name) for name in (COORDINATOR, window_name(0), ingest_name(0))
             ):
                 time.sleep(0.1)
+            latest = self.store.latest()
+            if reset_group and attempt == 1:
+                # Commits only ever follow checkpoints: the new group gets the latest one's.
+                offsets = latest.offsets if latest is not None else {}
+                refused = kafka.reset_group(self.settings.kafka, offsets)
+                if refused:
+                    log.warning("could not delete consumer group: %s", refused)
             try:
-                self._start_graph(self.store.latest())
+                self._start_graph(latest)
                 self.restores += 1
-                return
+                return refused
             except Exception as exc:
                 if attempt == attempts:
                     raise

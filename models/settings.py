@@ -141,6 +141,10 @@ class PipelineSettings(BaseModel):
     tick_seconds: Annotated[float, Field(gt=0)] = 5.0
     allowed_lateness_seconds: Annotated[float, Field(ge=0)] = 60.0
     idle_partition_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    assignment_stall_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """Input partitions owned by no ingest actor this long (a consumer group stuck in a
+    rebalance) make the supervisor rebuild the pipeline from its checkpoint with the group
+    deleted on the broker (the checkpoint holds the offsets); repeated every period."""
     windows: tuple[EnumMetricsWindow, ...] = (
         EnumMetricsWindow.HOURLY,
         EnumMetricsWindow.DAILY,

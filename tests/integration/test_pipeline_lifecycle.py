@@ -10,6 +10,7 @@ import ray
 
 from actors import kafka
 from actors.fleet import produce_events
+from actors.observability import unowned_partitions
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
 from tests.integration.test_pipeline import (
@@ -146,3 +147,76 @@ def test_clean_shutdown_publishes_latest_results_commits_and_a_restart_rereads_n
         again.stop()
     assert sum(i.get("messages_in", 0) for i in stats["ingest"]) == 0
     assert ray.is_initialized()
+
+
+def test_an_ingest_actor_that_leaves_for_a_rebuild_hands_every_partition_on_at_once(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    """Before a rebuild kills them, ingest actors leave the group: the actor below is still
+    alive (its consumer would keep heartbeating and holding its share), yet a new member of the
+    group gets every partition."""
+    settings = settings_for(kafka_settings, ingest_actors=1)
+    pipeline = Pipeline(settings).start()
+    newcomer = None
+    try:
+        assert _wait(lambda: pipeline.stats()["ingest"][0]["assigned"], 40)
+        assert ray.get(pipeline.ingests[0].leave.remote()) is True
+        left = pipeline.stats()["ingest"][0]
+        assert left["running"] is False and left["error"] is None
+        newcomer = kafka.make_consumer(kafka_settings)
+        newcomer.subscribe(kafka_settings.input_topics)
+        every = set(kafka.topic_partitions(newcomer, kafka_settings.input_topics))
+
+        def owns_all() -> bool:
+            newcomer.poll(0.2)
+            return {(tp.topic, tp.partition) for tp in newcomer.assignment()} == every
+
+        assert _wait(owns_all, 40, step=0), [tp.partition for tp in newcomer.assignment()]
+    finally:
+        if newcomer is not None:
+            newcomer.close()
+        pipeline.stop()
+
+
+def test_a_consumer_group_stuck_on_a_silent_leader_is_reset_and_nothing_is_lost(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    """The group's leader stays a member but never completes a rebalance (here a consumer that
+    joined first and stopped polling; in the multi-node test, an ingest actor lost with its
+    node). On Tansu every later member then waits to sync forever, even when replaced: a
+    restore alone does not help. The supervisor sees partitions without an owner for
+    ``assignment_stall_seconds`` and rebuilds from the checkpoint with the group deleted;
+    every event still counts exactly once."""
+    events = fleet(240, seed=13)
+    settings = settings_for(kafka_settings, ingest_actors=2, assignment_stall_seconds=4)
+    kafka.ensure_topics(kafka_settings, kafka_settings.input_topics)
+    leader = kafka.make_consumer(kafka_settings)
+    leader.subscribe(kafka_settings.input_topics)
+
+    def leads() -> bool:
+        leader.poll(0.2)
+        return bool(leader.assignment())
+
+    assert _wait(leads, 40, step=0)  # then it stops polling: librdkafka still heartbeats
+    pipeline = Pipeline(settings).start()
+    actions: list[str] = []
+
+    def supervised() -> bool:  # the supervisor runs all along, as in `codegen-metrics run`
+        if action := pipeline.supervise():
+            actions.append(action)
+        return not unowned_partitions(pipeline.stats()["ingest"])
+
+    try:
+        produce_events(kafka_settings, events)
+        assert _wait(supervised, 90), (
+            actions,
+            [(i["assigned"], i["group"]) for i in pipeline.stats()["ingest"]],
+        )
+        assert len(actions) == 1 and "owned by no ingest actor" in actions[0], actions
+        assert "consumer group deleted" in actions[0], actions
+        expected = expected_all(events, settings.pipeline.windows)
+        finals = read_finals(kafka_settings, len(expected), timeout=90)
+    finally:
+        leader.close()
+        pipeline.stop()
+    assert_exact(finals, expected)

@@ -14,6 +14,7 @@ from actors.observability import (
     breakdown_rows,
     evaluate_health,
     prometheus_text,
+    unowned_partitions,
 )
 from reducer import MetricsAggregator
 from tests.datasets import mixed_events
@@ -49,6 +50,20 @@ def test_no_consuming_ingest_a_dead_window_actor_or_coordinator_is_unhealthy() -
 def test_a_dead_intent_executor_degrades_but_metrics_still_merge() -> None:
     status, reasons = evaluate_health([INGEST], [WINDOW], COORDINATOR, None, 30)
     assert status == DEGRADED and reasons == ["intent executor is down"]
+
+
+def test_unowned_partitions_are_those_no_running_ingest_actor_owns() -> None:
+    every = ["in[0]", "in[1]", "in[2]", "in[3]"]
+    a = {"running": True, "partitions": every, "assigned": ["in[0]", "in[1]"]}
+    b = {"running": True, "partitions": every, "assigned": ["in[2]", "in[3]"]}
+    assert unowned_partitions([a, b]) == []
+    assert unowned_partitions([a, {**b, "assigned": []}]) == ["in[2]", "in[3]"]
+    # A stopped actor's (stale) assignment owns nothing; a dead one (None) is skipped.
+    assert unowned_partitions([a, {**b, "running": False}]) == ["in[2]", "in[3]"]
+    assert unowned_partitions([a, None]) == ["in[2]", "in[3]"]
+    # Partitions only one actor has heard of still count (metadata refreshes at its own pace).
+    assert unowned_partitions([a, {**b, "partitions": [*every, "in[4]"]}]) == ["in[4]"]
+    assert unowned_partitions([None]) == []
 
 
 def test_every_breakdown_becomes_rows_with_a_key() -> None:
