@@ -32,17 +32,11 @@ writes every raw number. Ctrl-C stops everything (actors, Ray, broker, py-spy).
 
 from __future__ import annotations
 
-import os
-
-# Before ray is imported anywhere: no telemetry, keep 127.0.0.1, no auth token in ~/.ray.
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
 import argparse
 import gc
 import json
 import math
+import os
 import pickle
 import shutil
 import signal
@@ -69,6 +63,7 @@ from actors.batches import SourceRange, WindowBatch
 from actors.broker import EmbeddedBroker
 from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
+from actors.ray_env import apply_ray_environment
 from actors.routing import owner, route_messages
 from cli.simulator import simulate_fleet
 from models.decode import decode_batch
@@ -78,6 +73,9 @@ from reducer import AggregationState, nearest_rank, window_id
 from reducer.groupings import key_hash
 from reducer.panes import PaneStore
 from reducer.windows import hour_start
+
+# Before Ray starts: the pipeline's own Ray environment (actors/ray_env.py).
+apply_ray_environment()
 
 TARGET_RATE = 50_000  # events/s sustained, on 2 cores
 TARGET_DELAY_TICKS = 2.0  # p99

@@ -34,16 +34,10 @@ exactly-once check fails.
 
 from __future__ import annotations
 
-import os
-
-# Before ray is imported anywhere: no telemetry, keep 127.0.0.1, no auth token in ~/.ray.
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
 import argparse
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -65,9 +59,13 @@ from actors.broker import EmbeddedBroker
 from actors.fleet import produce_events
 from actors.names import NAMESPACE, window_name
 from actors.pipeline import Pipeline
+from actors.ray_env import apply_ray_environment
 from cli.simulator import simulate_fleet
 from models.metrics import EnumMetricsWindow
 from models.settings import KafkaSettings, PipelineSettings, Settings
+
+# Before Ray starts: the pipeline's own Ray environment (actors/ray_env.py).
+apply_ray_environment()
 
 RESULTS = c.REPO / "benchmarks" / "results"
 SAMPLE_SECONDS = 10.0

@@ -6,13 +6,6 @@ every test gets its own topic prefix and consumer group so tests never see each 
 
 from __future__ import annotations
 
-import os
-
-# Before ray is imported anywhere: no telemetry, keep 127.0.0.1, no auth token in ~/.ray.
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
 import shutil
 import tempfile
 import uuid
@@ -22,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from actors.broker import EmbeddedBroker
+from actors.ray_env import apply_ray_environment
 from models.settings import KafkaSettings
+
+# Before Ray starts: the pipeline's own Ray environment (actors/ray_env.py).
+apply_ray_environment()
 
 _HERE = Path(__file__).resolve().parent
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from actors.broker import free_port
+from actors.ray_env import RAY_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -30,8 +31,7 @@ HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 def _env() -> dict[str, str]:
     return {
         **os.environ,
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "disabled",
+        **RAY_ENVIRONMENT,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",  # allow a second node
         "PYTHONPATH": str(ROOT),
     }

@@ -264,3 +264,20 @@ def test_start_commands_run_the_dashboard_locally_and_join_the_head(
     assert "--metrics-export-port=" in head
     assert "ray start --address=$RAY_HEAD_IP:6379" in worker
     assert "--port=6379" in head
+
+
+def test_start_commands_give_every_node_the_pipelines_ray_environment(
+    config: dict[str, Any],
+) -> None:
+    from actors.ray_env import RAY_ENVIRONMENT
+
+    for commands in (config["head_start_ray_commands"], config["worker_start_ray_commands"]):
+        exports = {
+            word.split("=", 1)[0]: word.split("=", 1)[1].rstrip(";")
+            for line in commands
+            for word in line.split()
+            if "=" in word and word.startswith("RAY_")
+        }
+        for name, value in RAY_ENVIRONMENT.items():
+            if name != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER":  # a local-machine guard only
+                assert exports.get(name) == value, name
