@@ -22,7 +22,7 @@ from models.settings import PipelineSettings, ReducerSettings
 from reducer.dedup import DedupFilter
 from reducer.panes import PaneStore, WindowKey
 from reducer.watermark import WatermarkTracker
-from reducer.windows import hour_start, window_id
+from reducer.windows import hour_number, hour_start, window_id
 
 HOUR = EnumMetricsWindow.HOURLY
 LATE_WINDOWS_KEPT = 1000
@@ -122,8 +122,10 @@ class WindowActor:
             source = batch.origins[index]
             if source not in progress or stamp > progress[source]:
                 progress[source] = stamp
-        fresh = self.dedup.admit(events)
-        late = self.store.apply(fresh, self.tracker.watermark(now))
+        hours = [hour_number(event.timestamp) for event in events]
+        kept = self.dedup.admit_positions(events, hours)
+        fresh = [events[i] for i in kept]
+        late = self.store.apply(fresh, self.tracker.watermark(now), [hours[i] for i in kept])
         self.tracker.report(batch.assigned, batch.drained, now, batch.known, batch.batch_id[0])
         for source_index, source in enumerate(batch.sources):
             key = (source.topic, source.partition)

@@ -18,15 +18,14 @@ import base64
 import math
 import struct
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from models.events import CodegenEvent
+from reducer.windows import hour_number, hour_of_number
 
 _MASK = (1 << 64) - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_HOUR = timedelta(hours=1)
 _IDS = np.dtype("<u8")  # little-endian on disk and in memory (a no-op on x86 and arm64)
 _EMPTY = np.empty(0, dtype=_IDS)
 MIN_RECENT = 4096
@@ -44,13 +43,6 @@ def id_key(event: CodegenEvent) -> int:
     """64 bits of the event id: both UUID halves folded (collision odds ~n^2 / 2^65)."""
     value = event.event_id.int
     return ((value >> 64) ^ value) & _MASK
-
-
-def hour_number(timestamp: datetime) -> int:
-    """Whole UTC hours since the epoch (naive timestamps are UTC), as ``hour_start`` floors."""
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=UTC)
-    return (timestamp - _EPOCH) // _ONE_HOUR
 
 
 def _contains(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
@@ -132,11 +124,16 @@ class DedupFilter:
 
     def admit(self, events: Sequence[CodegenEvent]) -> list[CodegenEvent]:
         """The events not seen before (first copy wins, also within the batch)."""
+        hours = [hour_number(e.timestamp) for e in events]
+        return [events[i] for i in self.admit_positions(events, hours)]
+
+    def admit_positions(self, events: Sequence[CodegenEvent], hours: Sequence[int]) -> list[int]:
+        """Positions of the events not seen before, given each one's ``hour_number`` (a caller
+        that needs the hours anyway computes them once)."""
         if not events:
             return []
         keys = np.fromiter((id_key(e) for e in events), dtype=_IDS, count=len(events))
-        mask = self.admit_keys(keys, [hour_number(e.timestamp) for e in events])
-        return [events[i] for i in np.flatnonzero(mask).tolist()]
+        return np.flatnonzero(self.admit_keys(keys, hours)).tolist()
 
     def admit_keys(self, keys: np.ndarray, hours: Sequence[int]) -> np.ndarray:
         """The core of ``admit`` on raw ids and hour numbers: a mask of the first copies."""
@@ -179,9 +176,7 @@ class DedupFilter:
 
     def hours(self) -> dict[datetime, np.ndarray]:
         """Every hour's ids, sorted (for inspection and tests)."""
-        return {
-            _EPOCH + hour * _ONE_HOUR: held.fold() for hour, held in sorted(self._hours.items())
-        }
+        return {hour_of_number(hour): held.fold() for hour, held in sorted(self._hours.items())}
 
     def merge(self, other: DedupFilter) -> DedupFilter:
         """Take in another filter's ids and drop count (restoring several actors' checkpoints)."""

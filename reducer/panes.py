@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
 from models.settings import ReducerSettings
 from reducer.state import AggregationState
-from reducer.windows import hour_start, window_bounds, window_keys
+from reducer.windows import hour_number, hour_of_number, window_bounds, window_keys
 
 WindowKey = tuple[EnumMetricsWindow, datetime]
 HOUR = EnumMetricsWindow.HOURLY
+ONE_HOUR = timedelta(hours=1)
 
 
 class PaneStore:
@@ -58,14 +59,24 @@ class PaneStore:
     def keys_of_hour(self, hour: datetime) -> list[WindowKey]:
         return window_keys(hour, self.windows)
 
-    def apply(self, events: Iterable[CodegenEvent], watermark: datetime | None) -> list:
-        """Add events to their hourly panes; returns the late ones (hour ended before watermark)."""
-        by_hour: dict[datetime, list[CodegenEvent]] = defaultdict(list)
-        for event in events:
-            by_hour[hour_start(event.timestamp)].append(event)
+    def apply(
+        self,
+        events: Sequence[CodegenEvent],
+        watermark: datetime | None,
+        hours: Sequence[int] | None = None,
+    ) -> list:
+        """Add events to their hourly panes; returns the late ones (hour ended before watermark).
+
+        ``hours``: each event's ``hour_number``, when the caller has them already."""
+        if hours is None:
+            hours = [hour_number(event.timestamp) for event in events]
+        by_hour: dict[int, list[CodegenEvent]] = defaultdict(list)
+        for number, event in zip(hours, events, strict=True):
+            by_hour[number].append(event)
         late: list[CodegenEvent] = []
-        for hour, group in by_hour.items():
-            if watermark is not None and window_bounds(hour, HOUR)[1] <= watermark:
+        for number, group in by_hour.items():
+            hour = hour_of_number(number)
+            if watermark is not None and hour + ONE_HOUR <= watermark:
                 late.extend(group)
                 continue
             fresh = self._fresh.get(hour)
@@ -74,7 +85,7 @@ class PaneStore:
                 fresh = pane.delta() if pane is not None else AggregationState(self.settings)
                 self._fresh[hour] = fresh
             fresh.add_batch(group)
-            if watermark is not None:
+            if watermark is not None and hour < watermark:  # later hours hold none before it
                 fresh.late_arrivals += sum(e.timestamp < watermark for e in group)
         self.late_events += len(late)
         return late

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from models.metrics import EnumMetricsWindow
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_HOUR = timedelta(hours=1)
 
 
 def window_bounds(timestamp: datetime, window: EnumMetricsWindow) -> tuple[datetime, datetime]:
@@ -53,9 +57,22 @@ def parse_window_id(value: str) -> tuple[EnumMetricsWindow, datetime]:
     )
 
 
-def hour_start(timestamp: datetime) -> datetime:
-    """Start of the hourly window holding ``timestamp`` (per event on the hot path, so it skips
-    window_bounds' dispatch: enum member access alone cost more than the arithmetic)."""
+def hour_number(timestamp: datetime) -> int:
+    """Whole UTC hours since the epoch (naive timestamps are UTC): the hourly window's number.
+
+    Exact integer arithmetic, and cheaper per event than building the hour's datetime, which
+    ``hour_of_number`` does once per hour instead."""
     if timestamp.tzinfo is None:
-        return timestamp.replace(tzinfo=UTC, minute=0, second=0, microsecond=0)
-    return timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        timestamp = timestamp.replace(tzinfo=UTC)
+    return (timestamp - _EPOCH) // _ONE_HOUR
+
+
+@lru_cache(maxsize=4096)
+def hour_of_number(number: int) -> datetime:
+    """Start (UTC) of the hourly window numbered ``number`` by ``hour_number``."""
+    return _EPOCH + number * _ONE_HOUR
+
+
+def hour_start(timestamp: datetime) -> datetime:
+    """Start of the hourly window holding ``timestamp``."""
+    return hour_of_number(hour_number(timestamp))

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reducer.dedup as dedup_module
-from reducer.dedup import DedupFilter, hour_number, id_key
+from reducer.dedup import DedupFilter, id_key
 from reducer.windows import hour_start
 from tests.datasets import completed, stage
 
@@ -78,19 +78,6 @@ def test_malformed_bytes_are_refused() -> None:
     unsorted[-24:-8] = np.array([9, 4], dtype="<u8").tobytes()  # hour 10: two ids, swapped
     with pytest.raises(ValueError, match="sorted"):
         DedupFilter.from_bytes(bytes(unsorted), 3600)
-
-
-def test_hour_number_floors_like_hour_start() -> None:
-    for ts in (
-        HOUR0,
-        HOUR0 - timedelta(microseconds=1),
-        HOUR0 + timedelta(minutes=59, seconds=59, microseconds=999_999),
-        datetime(1969, 12, 31, 23, 30, tzinfo=UTC),
-        datetime(2026, 10, 1, 5, 30),  # naive: UTC
-        datetime.fromisoformat("2026-10-01T05:30:00+05:30"),
-    ):
-        start = hour_start(ts)
-        assert hour_number(ts) == (start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(hours=1)
 
 
 # -- property: the same answers as a dict of sets ----------------------------------------------

@@ -15,7 +15,7 @@ from models.settings import ReducerSettings
 from reducer.aggregator import MetricsAggregator
 from reducer.panes import PaneStore, WindowKey
 from reducer.state import AggregationState
-from reducer.windows import window_bounds
+from reducer.windows import hour_number, hour_start, window_bounds
 from tests.datasets import completed, failed, mixed_events, started
 
 HOURLY, DAILY, WEEKLY, MONTHLY = (
@@ -418,3 +418,34 @@ def test_counting_open_hours_neither_folds_nor_changes_the_next_delta() -> None:
     assert panes.open_hours == 2
     assert panes._fresh  # still pending: counting did not fold them
     assert sorted(panes.take_deltas()) == [TEN, TEN + timedelta(hours=1)]
+
+
+def test_hours_given_by_the_caller_place_events_as_their_timestamps_do(
+    events: list[CodegenEvent],
+) -> None:
+    computed, given = store(), store()
+    computed.apply(events, watermark=None)
+    given.apply(events, None, [hour_number(e.timestamp) for e in events])
+
+    assert sorted(given.panes) == sorted({hour_start(e.timestamp) for e in events})
+    assert {h: p.to_bytes() for h, p in given.panes.items()} == {
+        h: p.to_bytes() for h, p in computed.panes.items()
+    }
+    with pytest.raises(ValueError):
+        store().apply(events, None, [hour_number(events[0].timestamp)])
+
+
+def test_only_events_before_the_watermark_count_as_late_arrivals_across_hours() -> None:
+    watermark = TEN + timedelta(minutes=30)
+    panes = store([EnumMetricsWindow.HOURLY])
+    panes.apply(
+        [
+            completed(timestamp=TEN + timedelta(minutes=10)),  # behind it: a late arrival
+            completed(timestamp=TEN + timedelta(minutes=30)),  # at it: on time
+            completed(timestamp=TEN + timedelta(hours=1, minutes=5)),  # next hour
+        ],
+        watermark,
+    )
+
+    assert panes.panes[TEN].late_arrivals == 1
+    assert panes.panes[TEN + timedelta(hours=1)].late_arrivals == 0

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from models import EnumMetricsWindow
 from reducer import AggregationState, MetricsAggregator, window_bounds, window_id
+from reducer.windows import hour_number, hour_of_number, hour_start
 from tests.datasets import mixed_events
 
 H, D, W, M = (
@@ -109,8 +112,8 @@ def test_hourly_panes_rolled_up_by_merging_equal_the_direct_aggregate(
     assert len(hourly) >= 5
 
     rolled: dict[tuple[datetime, datetime], AggregationState] = {}
-    for (hour_start, _), pane in hourly.items():
-        bounds = window_bounds(hour_start, target)
+    for (start, _), pane in hourly.items():
+        bounds = window_bounds(start, target)
         rolled[bounds] = rolled.get(bounds, AggregationState()).merge(pane)
     direct = MetricsAggregator.aggregate_windows(events, target)
 
@@ -118,3 +121,45 @@ def test_hourly_panes_rolled_up_by_merging_equal_the_direct_aggregate(
     for result, (bounds, state) in zip(direct, sorted(rolled.items()), strict=True):
         expected = state.to_metrics(target, *bounds).model_dump(exclude=VOLATILE)
         assert result.model_dump(exclude=VOLATILE) == expected
+
+
+def _floor_to_hour(timestamp: datetime) -> datetime:
+    """The obvious definition: the UTC instant with minutes and below cut off."""
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=UTC)
+    return timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1)),
+    st.one_of(
+        st.none(),
+        st.integers(min_value=-23 * 60, max_value=23 * 60).map(
+            lambda m: timezone(timedelta(minutes=m))
+        ),
+    ),
+)
+def test_hour_start_and_hour_number_floor_to_the_utc_hour(
+    naive: datetime, zone: timezone | None
+) -> None:
+    timestamp = naive.replace(tzinfo=zone)
+    expected = _floor_to_hour(timestamp)
+    assert hour_start(timestamp) == expected
+    assert hour_start(timestamp).tzinfo is UTC
+    assert hour_of_number(hour_number(timestamp)) == expected
+    assert hour_number(timestamp) == (expected - utc(1970, 1, 1)) // timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        utc(2026, 10, 1),
+        utc(2026, 10, 1) - timedelta(microseconds=1),
+        utc(2026, 10, 1, 0, 59, 59, 999_999),
+        utc(1969, 12, 31, 23, 30),
+        datetime(2026, 10, 1, 5, 30),  # naive: UTC
+        datetime.fromisoformat("2026-10-01T05:30:00+05:30"),
+    ],
+)
+def test_hour_start_at_the_edges_of_an_hour(timestamp: datetime) -> None:
+    assert hour_start(timestamp) == _floor_to_hour(timestamp)
