@@ -224,7 +224,7 @@ class KafkaIngestActor:
             self._paused.set()  # never leave a barrier waiting on a dead loop
             try:
                 self.producer.flush(1 if self._abandon else 10)
-                self.consumer.close()  # leaves the group
+                kafka.leave_and_close(self.consumer, 1 if self._abandon else 5)
             except Exception:  # pragma: no cover - best effort on the way out
                 log.exception("ingest-%d close failed", self.index)
 

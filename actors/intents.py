@@ -72,7 +72,7 @@ class IntentExecutorActor:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("intent executor stopped")
         finally:
-            self.consumer.close()
+            kafka.leave_and_close(self.consumer)
 
     def _execute(self, messages: list[Any]) -> None:
         offsets: dict[tuple[str, int], int] = {}

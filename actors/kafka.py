@@ -73,6 +73,25 @@ def make_consumer(
     return confluent_kafka.Consumer(_config(settings, defaults, required, overrides))
 
 
+def leave_and_close(consumer: confluent_kafka.Consumer, timeout: float = 5.0) -> None:
+    """Leave the consumer group, then close.
+
+    ``close()`` alone can block for good when a rebalance reaches it unserved: librdkafka calls
+    the rebalance callback from inside close, and its ``rd_kafka_assign`` then waits on a closing
+    group (confluentinc/librdkafka#4884; seen here with a consumer whose group was deleted while
+    it was not polling). Unsubscribing and polling until the assignment is revoked leaves close
+    nothing to serve. Messages polled meanwhile are dropped uncommitted: the group's next owner
+    reads them from the committed offsets."""
+    deadline = time.monotonic() + timeout
+    try:
+        consumer.unsubscribe()
+        while consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.1)
+    except confluent_kafka.KafkaException as exc:  # closing anyway
+        log.warning("leaving the consumer group failed: %s", exc)
+    consumer.close()
+
+
 def group_state(report: str) -> dict[str, Any]:
     """The consumer-group part of a librdkafka statistics report (``stats_cb``)."""
     group = json.loads(report).get("cgrp") or {}

@@ -315,3 +315,41 @@ def test_reset_group_replaces_the_groups_commits_with_the_given_offsets(
     reader.close()
     # Partition 1's commit went with the old group (negative: none stored).
     assert [(tp.partition, tp.offset) for tp in committed] == [(0, 3), (1, -1001)]
+
+
+def test_leave_and_close_hands_the_partitions_on_from_a_member_that_stopped_polling(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Near the state in which a bare close() once hung for good in CI (librdkafka#4884; not
+    reproducible on demand): the group was deleted under a member that had stopped polling, and
+    another member joined. leave_and_close returns promptly and the other member gets every
+    partition."""
+    import threading
+
+    topic = kafka_settings.topic("leave")
+    kafka.ensure_topics(kafka_settings, [topic], partitions=2)
+    member = kafka.make_consumer(kafka_settings)
+    member.subscribe([topic])
+    deadline = time.monotonic() + 40
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(0.2)
+    assert member.assignment()
+    assert kafka.reset_group(kafka_settings, {}) is None  # Tansu deletes it, member and all
+    other = kafka.make_consumer(kafka_settings)
+    other.subscribe([topic])
+    for _ in range(25):  # 5 s: the other member joins while the first one is silent
+        other.poll(0.2)
+
+    closer = threading.Thread(target=kafka.leave_and_close, args=(member,), daemon=True)
+    began = time.monotonic()
+    closer.start()
+    closer.join(60)
+    assert not closer.is_alive(), "leave_and_close hung"
+    assert time.monotonic() - began < 30
+    deadline = time.monotonic() + 60
+    while len(other.assignment()) < 2 and time.monotonic() < deadline:
+        other.poll(0.2)
+    try:
+        assert sorted(tp.partition for tp in other.assignment()) == [0, 1]
+    finally:
+        kafka.leave_and_close(other)
