@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
@@ -26,7 +26,6 @@ from reducer.windows import hour_number, hour_of_number, window_bounds, window_k
 
 WindowKey = tuple[EnumMetricsWindow, datetime]
 HOUR = EnumMetricsWindow.HOURLY
-ONE_HOUR = timedelta(hours=1)
 
 
 class PaneStore:
@@ -76,7 +75,7 @@ class PaneStore:
         late: list[CodegenEvent] = []
         for number, group in by_hour.items():
             hour = hour_of_number(number)
-            if watermark is not None and hour + ONE_HOUR <= watermark:
+            if watermark is not None and hour_of_number(number + 1) <= watermark:
                 late.extend(group)
                 continue
             fresh = self._fresh.get(hour)

@@ -6,6 +6,7 @@ headers, idempotent produce, resuming after manual commits, and partitions share
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 
@@ -324,8 +325,6 @@ def test_leave_and_close_hands_the_partitions_on_from_a_member_that_stopped_poll
     reproducible on demand): the group was deleted under a member that had stopped polling, and
     another member joined. leave_and_close returns promptly and the other member gets every
     partition."""
-    import threading
-
     topic = kafka_settings.topic("leave")
     kafka.ensure_topics(kafka_settings, [topic], partitions=2)
     member = kafka.make_consumer(kafka_settings)
