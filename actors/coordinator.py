@@ -21,6 +21,7 @@ import ray
 from actors import kafka
 from actors.batches import Collected
 from actors.checkpoint import Checkpoint, CheckpointStore
+from actors.collector import collector_stats, settle_collector
 from actors.names import COORDINATOR
 from models.intents import ModelEventPublishIntent, ModelRetryPolicy
 from models.metrics import ModelEventMetricsRecorded
@@ -121,6 +122,7 @@ class CoordinatorActor:
     def start(self) -> bool:
         if not any(self.history.values()):
             self._rebuild_history()
+        settle_collector(self.pipeline.gc_young_threshold)  # the history is long-lived
         self._thread = threading.Thread(target=self._run, name="coordinator", daemon=True)
         self._thread.start()
         return True
@@ -316,5 +318,6 @@ class CoordinatorActor:
             "slowest_checkpoint_seconds": self.slowest["checkpoint"],
             "slowest_tick_phases": self.slowest_tick_phases,
             "seconds_since_tick": None if self.last_tick is None else time.time() - self.last_tick,
+            "gc": collector_stats(),
             "error": self.error,
         }

@@ -31,6 +31,7 @@ from ray.util import metrics
 
 from actors import kafka
 from actors.batches import Applied, SourceRange, WindowBatch
+from actors.collector import collector_stats, settle_collector
 from actors.routing import route_messages
 from models.settings import KafkaSettings, PipelineSettings
 
@@ -112,6 +113,7 @@ class KafkaIngestActor:
         )
         for metric in (self.metric_events, self.metric_rejects, self.metric_batch_ms):
             metric.set_default_tags({"actor": f"ingest-{index}"})
+        settle_collector(pipeline.gc_young_threshold)
 
     # -- lifecycle (called by the driver and the coordinator) ---------------------------------
 
@@ -191,6 +193,7 @@ class KafkaIngestActor:
             "running": self._thread is not None and self._thread.is_alive(),
             "paused": self._paused.is_set(),
             "group": self.group,
+            "gc": collector_stats(),
             "error": self.error,
         }
 

@@ -15,6 +15,7 @@ from ray.util import metrics
 from actors.allocator import fix_mmap_threshold
 from actors.batches import Applied, Collected, WindowBatch
 from actors.checkpoint import SECTION, split_sections
+from actors.collector import collector_stats, settle_collector
 from models.decode import decode_batch
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
@@ -82,6 +83,7 @@ class WindowActor:
         self.collected = False
         for snapshot in restore or ():
             self._load(snapshot)
+        settle_collector(pipeline.gc_young_threshold)  # after the restore: frozen with the rest
         # Exported to the Ray dashboard's metrics views (and Prometheus via Ray's exporter).
         self.metric_events = metrics.Counter(
             "codegen_metrics_window_events_applied", "Events folded into panes", ("actor",)
@@ -204,4 +206,5 @@ class WindowActor:
             "open_rollups": len(self.store.rollups),
             "watermark": watermark.isoformat() if watermark else None,
             "last_batch_at": self.last_batch_at,
+            "gc": collector_stats(),
         }

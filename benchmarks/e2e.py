@@ -688,6 +688,8 @@ class RunResult:
     delay: dict[str, Any] = field(default_factory=dict)
     rss: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
+    gc: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per actor, its garbage collector's time and thresholds up to the settle."""
     profile: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
@@ -715,6 +717,11 @@ def run_shape(
             tick_seconds=args.tick_seconds,
             checkpoint_dir=checkpoints,  # not the repo's ./checkpoints; default interval (30 s)
             **({"idle_partition_timeout_seconds": args.idle_timeout} if args.idle_timeout else {}),
+            **(
+                {"gc_young_threshold": args.gc_young_threshold}
+                if args.gc_young_threshold is not None
+                else {}
+            ),
         ),
     )
     pipeline: Pipeline | None = None
@@ -752,7 +759,12 @@ def run_shape(
             spies = start_spies(sampler.pids, args.profile_seconds)
         last = wait_settled(pipeline, n, timeline, time.time() + max(600, n / 500))
         t_settled = last.t
-        coordinator = ray.get(pipeline.coordinator.stats.remote())
+        stats = pipeline.stats()
+        coordinator = stats["coordinator"]
+        result.gc = {"coordinator": coordinator["gc"]}
+        for kind in ("ingest", "window"):
+            for actor in stats["windows" if kind == "window" else kind]:
+                result.gc[f"{kind}-{actor['index']}"] = actor["gc"]
         target = read_target(ks, last.published)
         t_final = covering_publish(target, last.applied)
         end_source = "target CreateTime"
@@ -1112,12 +1124,14 @@ def report_main(r: RunResult, ceiling: dict | None, trips: dict | None, tick: fl
                 r.rss["pids"].get(name, ""),
                 f"{mib:.0f}",
                 f"{r.cpu.get(name, float('nan')):.2f}",
+                gc_cell(r.gc.get(name)),
             ]
             for name, mib in sorted(peak.items())
         ]
-        print("Peak RSS per process (VmHWM; 'rest of Ray' is the sum of current RSS) and cores")
-        print("used while the backlog was consumed (CPU seconds / wall seconds):\n")
-        print(c.markdown_table(["process", "pid", "peak RSS MiB", "cores"], rows))
+        print("Peak RSS per process (VmHWM; 'rest of Ray' is the sum of current RSS), cores")
+        print("used while the backlog was consumed (CPU seconds / wall seconds), and seconds in")
+        print("Python's garbage collector from start to settle (collections):\n")
+        print(c.markdown_table(["process", "pid", "peak RSS MiB", "cores", "GC s (n)"], rows))
         print()
     report_costs(ceiling, trips)
     report_profile(r)
@@ -1224,6 +1238,10 @@ def watch(child_pid: int) -> None:
     )
 
 
+def gc_cell(stats: dict[str, Any] | None) -> str:
+    return "" if stats is None else f"{stats['seconds']:.2f} ({stats['collections']:,})"
+
+
 def save(path: Path | None, raw: dict[str, Any], results: list[RunResult]) -> None:
     """Write what is known so far (Ray exits the driver at once if its raylet dies)."""
     if path is not None:
@@ -1246,6 +1264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=None,
         help="pipeline.idle_partition_timeout_seconds (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--gc-young-threshold",
+        type=int,
+        default=None,
+        help="pipeline.gc_young_threshold (default: the setting's; 0 = Python's collector as is)",
     )
     parser.add_argument("--matrix", action="store_true", help="run the five shapes instead")
     parser.add_argument("--matrix-events", type=int, default=200_000)

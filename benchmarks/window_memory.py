@@ -15,8 +15,9 @@ then ``release(watermark)``; and every ``--checkpoint`` seconds (default 30, the
 interval) ``WindowActor.checkpoint``'s blob, built and dropped. ``--restore-at M`` replaces the
 process at event minute M by a fresh one (``os.execv``) that loads a checkpoint taken then and
 carries on, as the soak's kill and restore do. Like the actor, it first fixes glibc's mmap
-threshold (``actors/allocator.py``); ``--dynamic-mmap`` leaves glibc's default. Not modelled:
-Ray itself (the actor's metrics objects, the call machinery, copying arguments and results
+threshold (``actors/allocator.py``) and settles the garbage collector (``actors/collector.py``);
+``--dynamic-mmap`` leaves glibc's default, ``--gc-young-threshold 0`` Python's collector. Not
+modelled: Ray itself (the actor's metrics objects, the call machinery, copying arguments and results
 through the object store).
 
 Time is simulated: the clock is the event time of the newest workflow (the soak's producer
@@ -63,6 +64,7 @@ from typing import Any
 
 from actors.allocator import fix_mmap_threshold
 from actors.checkpoint import SECTION, split_sections
+from actors.collector import collector_stats, settle_collector
 from cli.simulator import simulate_fleet
 from models.decode import decode_batch
 from models.metrics import EnumMetricsWindow
@@ -278,6 +280,7 @@ class Window:
     ) -> None:
         if not dynamic_mmap:
             fix_mmap_threshold()
+        settle_collector(pipeline.gc_young_threshold)
         self.max_future_skew_s = pipeline.max_future_skew_seconds
         self.store = PaneStore(reducer, pipeline.windows)
         self.tracker = WatermarkTracker(
@@ -368,6 +371,7 @@ def measure(window: Window, elapsed: float, wall: float, args: argparse.Namespac
         **pymalloc_mib(),
         **malloc_mib(),
         "rss_mib": rss_mib(),
+        "gc": collector_stats(),
     }
     if args.tracemalloc:
         row["traced_mib"] = tracemalloc.get_traced_memory()[0] / MIB
@@ -395,6 +399,7 @@ COLUMNS: list[tuple[str, Any]] = [
         ),
     ),
     ("RSS MiB", lambda r: f"{r['rss_mib']:.1f}"),
+    ("GC s (n)", lambda r: f"{r['gc']['seconds']:.1f} ({r['gc']['collections']:,})"),
 ]
 
 
@@ -468,6 +473,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="leave glibc's dynamic mmap threshold on (window actors before actors/allocator.py)",
     )
+    parser.add_argument(
+        "--gc-young-threshold",
+        type=int,
+        default=PipelineSettings().gc_young_threshold,
+        help="pipeline.gc_young_threshold (0: Python's collector as is, as before)",
+    )
     parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after each row")
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames per trace")
@@ -481,7 +492,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     every = args.every or (60.0 if args.minutes <= 30 else 900.0)
-    pipeline = PipelineSettings(dedup_horizon_seconds=args.horizon)
+    pipeline = PipelineSettings(
+        dedup_horizon_seconds=args.horizon, gc_young_threshold=args.gc_young_threshold
+    )
     window = Window(pipeline, ReducerSettings(), args.dynamic_mmap)
     source = (
         simulated(args.rate, args.seed)

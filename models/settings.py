@@ -166,6 +166,10 @@ class PipelineSettings(BaseModel):
     publish_max_attempts: Annotated[int, Field(ge=1)] = 3
     publish_backoff_seconds: Annotated[float, Field(ge=0)] = 0.5
     publish_backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    gc_young_threshold: Annotated[int, Field(ge=0)] = 50_000
+    """Net new container objects between collections of the young generation in the ingest,
+    window and coordinator actors, which also freeze their start-up heap (actors/collector.py);
+    0 keeps Python's collector as it is (700)."""
 
 
 class ServeSettings(BaseModel):

@@ -135,3 +135,19 @@ def test_window_actors_receive_events_partitioned_by_workflow(
     for event in events:
         expected[owner(decode_one(json.dumps(event)).workflow_id, 3)] += 1
     assert [s["events_applied"] for s in per_actor] == expected
+
+
+def test_every_long_lived_actor_settles_its_garbage_collector_as_configured(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    settings = settings_for(kafka_settings, gc_young_threshold=12_345)
+    pipeline = Pipeline(settings).start()
+    try:
+        stats = pipeline.stats()
+    finally:
+        pipeline.stop()
+    actors = [*stats["ingest"], *stats["windows"], stats["coordinator"]]
+    assert len(actors) == 4
+    for actor in actors:
+        assert actor["gc"]["thresholds"][0] == 12_345
+        assert actor["gc"]["frozen"] > 10_000  # Ray's and pydantic's start-up heap
