@@ -795,6 +795,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="fleet seed (default: the time)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     parser.add_argument(
+        "--gc-young-threshold",
+        type=int,
+        default=PipelineSettings().gc_young_threshold,
+        help="pipeline.gc_young_threshold (0: Python's collector as is)",
+    )
+    parser.add_argument(
         "--report", metavar="JSON", default=None, help="only print the tables of a saved run"
     )
     args = parser.parse_args(argv)
@@ -837,7 +843,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 topic_prefix=f"soak{tag}",
                 group_id=f"soak-{tag}",
             ),
-            pipeline=PipelineSettings(checkpoint_dir=checkpoint_root),
+            pipeline=PipelineSettings(
+                checkpoint_dir=checkpoint_root, gc_young_threshold=args.gc_young_threshold
+            ),
         )
         raw["settings"] = json.loads(settings.pipeline.model_dump_json())
         ray.init(
