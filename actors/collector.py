@@ -24,19 +24,19 @@ import gc
 import time
 from typing import Any
 
-_paused = {"seconds": 0.0, "collections": 0, "frozen": 0}
+_paused: dict[str, Any] = {"seconds": 0.0, "collections": 0, "frozen": 0, "started": None}
 """``frozen`` is counted once, at the freeze: ``gc.get_freeze_count()`` walks the permanent
 generation (milliseconds in a Ray worker: 2.6-3.7% of an actor's py-spy samples while
 benchmarks/e2e.py polled its stats)."""
-_started: list[float] = []
 
 
 def _time_collections(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
-        _started[:] = [time.perf_counter()]
-    elif _started:
-        _paused["seconds"] += time.perf_counter() - _started.pop()
+        _paused["started"] = time.perf_counter()
+    elif _paused["started"] is not None:
+        _paused["seconds"] += time.perf_counter() - _paused["started"]
         _paused["collections"] += 1
+        _paused["started"] = None
 
 
 def settle_collector(young_threshold: int) -> None:

@@ -8,6 +8,7 @@ peak resident set size from ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` in a f
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import math
@@ -29,6 +30,7 @@ from uuid import UUID
 from cli.simulator import fleet_json_lines
 from models.decode import decode_batch
 from models.events import CodegenEvent
+from models.settings import PipelineSettings
 
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -97,6 +99,16 @@ def freeze_inputs() -> None:
 def unfreeze_inputs() -> None:
     gc.unfreeze()
     gc.collect()
+
+
+def add_gc_young_threshold(parser: argparse.ArgumentParser) -> None:
+    """``--gc-young-threshold``: A/B of the actors' collector setting (actors/collector.py)."""
+    parser.add_argument(
+        "--gc-young-threshold",
+        type=int,
+        default=PipelineSettings().gc_young_threshold,
+        help="pipeline.gc_young_threshold (0: Python's collector as is)",
+    )
 
 
 def rate(items: int, seconds: float) -> float:

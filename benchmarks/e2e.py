@@ -717,11 +717,7 @@ def run_shape(
             tick_seconds=args.tick_seconds,
             checkpoint_dir=checkpoints,  # not the repo's ./checkpoints; default interval (30 s)
             **({"idle_partition_timeout_seconds": args.idle_timeout} if args.idle_timeout else {}),
-            **(
-                {"gc_young_threshold": args.gc_young_threshold}
-                if args.gc_young_threshold is not None
-                else {}
-            ),
+            gc_young_threshold=args.gc_young_threshold,
         ),
     )
     pipeline: Pipeline | None = None
@@ -761,10 +757,11 @@ def run_shape(
         t_settled = last.t
         stats = pipeline.stats()
         coordinator = stats["coordinator"]
-        result.gc = {"coordinator": coordinator["gc"]}
-        for kind in ("ingest", "window"):
-            for actor in stats["windows" if kind == "window" else kind]:
-                result.gc[f"{kind}-{actor['index']}"] = actor["gc"]
+        result.gc = {
+            "coordinator": coordinator["gc"],
+            **{f"ingest-{a['index']}": a["gc"] for a in stats["ingest"]},
+            **{f"window-{a['index']}": a["gc"] for a in stats["windows"]},
+        }
         target = read_target(ks, last.published)
         t_final = covering_publish(target, last.applied)
         end_source = "target CreateTime"
@@ -1265,12 +1262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="pipeline.idle_partition_timeout_seconds (default: the setting's default)",
     )
-    parser.add_argument(
-        "--gc-young-threshold",
-        type=int,
-        default=None,
-        help="pipeline.gc_young_threshold (default: the setting's; 0 = Python's collector as is)",
-    )
+    c.add_gc_young_threshold(parser)
     parser.add_argument("--matrix", action="store_true", help="run the five shapes instead")
     parser.add_argument("--matrix-events", type=int, default=200_000)
     parser.add_argument(

@@ -794,12 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=None, help="fleet seed (default: the time)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
-    parser.add_argument(
-        "--gc-young-threshold",
-        type=int,
-        default=PipelineSettings().gc_young_threshold,
-        help="pipeline.gc_young_threshold (0: Python's collector as is)",
-    )
+    c.add_gc_young_threshold(parser)
     parser.add_argument(
         "--report", metavar="JSON", default=None, help="only print the tables of a saved run"
     )

@@ -62,6 +62,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common import add_gc_young_threshold
+
 from actors.allocator import fix_mmap_threshold
 from actors.checkpoint import SECTION, split_sections
 from actors.collector import collector_stats, settle_collector
@@ -473,12 +475,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="leave glibc's dynamic mmap threshold on (window actors before actors/allocator.py)",
     )
-    parser.add_argument(
-        "--gc-young-threshold",
-        type=int,
-        default=PipelineSettings().gc_young_threshold,
-        help="pipeline.gc_young_threshold (0: Python's collector as is, as before)",
-    )
+    add_gc_young_threshold(parser)
     parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after each row")
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames per trace")
