@@ -28,6 +28,7 @@ from models.events import (
 )
 from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import ReducerSettings
+from reducer import codec
 from reducer.distinct import DistinctCounter
 from reducer.exact import ExactMean, ratio
 from reducer.groupings import (
@@ -111,6 +112,11 @@ def cost_bucket_labels(edges: list[float]) -> list[str]:
     return labels
 
 
+_MEANS = ("durations", "failed_partial", "quality", "coverage", "complexity", "cost")
+_DURATION_KEYED = ("stages", "models", "node_types")
+_COUNT_KEYED = ("failures_by_stage", "failures_by_error_code")
+_KEYED = _DURATION_KEYED + _COUNT_KEYED
+
 BREAKDOWNS = (
     "stages",
     "models",
@@ -120,6 +126,23 @@ BREAKDOWNS = (
     "workflows",
 )
 """The keyed breakdowns (``Breakdown``) of a state."""
+
+
+class _Pending:
+    """One batch's values for a workflow that may be kept in the workflow breakdown."""
+
+    __slots__ = ("costs", "durations", "key", "stage_times", "stages", "status")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.status = 0
+        """Bits of the event types seen (groupings.STARTED ...)."""
+        self.stages = 0
+        """Bit n set when stage n completed."""
+        self.stage_times: list[float] = []
+        self.durations: list[float] = []
+        """Completed durations and failed partial durations."""
+        self.costs: list[float] = []
 
 
 class AggregationState:
@@ -178,7 +201,7 @@ class AggregationState:
 
         The batch is first split by event type (a type that is not a codegen event raises
         TypeError before anything changes). Each type's fields are then read in one C-level pass
-        (``itemgetter`` over the models' ``__dict__``) and every metric, breakdown key and kept
+        (``attrgetter`` over the models' attributes) and every metric, breakdown key and kept
         workflow is updated once per batch. The result equals adding the events one by one.
         """
         started: list[Any] = []
@@ -326,20 +349,19 @@ class AggregationState:
         the largest kept hash (that bar only ever drops, so a workflow above it folds for good).
         """
         workflows = self.workflows
-        # Per candidate workflow: [status bits, stage bits, stage times, durations, costs].
-        pending: dict[int, list] = {}
+        pending: dict[int, _Pending] = {}
         entries = workflows.entries
         bar = workflows.bar()
         if bar is None:  # room left: every workflow is a candidate
             for workflow in workflow_ids:
-                pending[workflow] = [0, 0, [], [], [], uuid_text(workflow)]
+                pending[workflow] = _Pending(uuid_text(workflow))
         else:
             # UUID keys are 36 characters (never truncated) and never __other__; the bar is fixed
             # during this loop, since nothing is admitted before every candidate is chosen.
             for workflow in workflow_ids:
                 key = uuid_text(workflow)
                 if key in entries or (-key_hash(key), key) >= bar:
-                    pending[workflow] = [0, 0, [], [], [], key]
+                    pending[workflow] = _Pending(key)
         if not pending:
             return
         get = pending.get
@@ -354,38 +376,38 @@ class AggregationState:
 
         if started:
             for (workflow,) in rows(list(map(_WORKFLOW_INT, started))):
-                get(workflow)[0] |= STARTED
+                get(workflow).status |= STARTED
         if stage_rows:
             ids, _names, numbers, durations, _ok = stage_rows
             for workflow, number, duration in rows(ids, numbers, durations):
                 summary = get(workflow)
-                summary[0] |= STAGED
-                summary[1] |= 1 << number
-                summary[2].append(duration)
+                summary.status |= STAGED
+                summary.stages |= 1 << number
+                summary.stage_times.append(duration)
         if completed_rows:
             ids, durations, costs = completed_rows[0], completed_rows[1], completed_rows[5]
             for workflow, duration, cost in rows(ids, durations, costs):
                 summary = get(workflow)
-                summary[0] |= COMPLETED
-                summary[3].append(duration)
-                summary[4].append(cost)
+                summary.status |= COMPLETED
+                summary.durations.append(duration)
+                summary.costs.append(cost)
         if failed_rows:
             for workflow, partial in rows(failed_rows[0], failed_rows[1]):
                 summary = get(workflow)
-                summary[0] |= FAILED
-                summary[3].append(partial)
-        for status, stages, stage_times, durations_, costs_, key in pending.values():
-            kept = workflows.kept(key)
+                summary.status |= FAILED
+                summary.durations.append(partial)
+        for summary in pending.values():
+            kept = workflows.kept(summary.key)
             if kept is None:  # lost its place to a workflow offered earlier in this batch
                 continue
-            kept.status |= status
-            kept.stages |= stages
-            if stage_times:
-                kept.stage_time.extend(stage_times)
-            if durations_:
-                kept.duration.extend(durations_)
-            if costs_:
-                kept.cost.extend(costs_)
+            kept.status |= summary.status
+            kept.stages |= summary.stages
+            if summary.stage_times:
+                kept.stage_time.extend(summary.stage_times)
+            if summary.durations:
+                kept.duration.extend(summary.durations)
+            if summary.costs:
+                kept.cost.extend(summary.costs)
 
     # -- merging -------------------------------------------------------------------------------
 
@@ -415,7 +437,7 @@ class AggregationState:
         ]
         self.events_invalid += other.events_invalid
         self.late_arrivals += other.late_arrivals
-        for name in ("durations", "failed_partial", "quality", "coverage", "complexity", "cost"):
+        for name in _MEANS:
             getattr(self, name).merge_from(getattr(other, name))
         self.duration_quantiles.merge_from(other.duration_quantiles)
         self.tokens += other.tokens
@@ -434,16 +456,65 @@ class AggregationState:
 
     # -- codec ---------------------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
-        from reducer.codec import encode_state
+    def to_obj(self) -> dict[str, Any]:
+        """Plain JSON-able values of every part (the body ``reducer.codec`` frames)."""
+        return {
+            "settings": self.settings.model_dump(mode="json"),
+            "by_type": self.events_by_type,
+            "invalid": self.events_invalid,
+            "late": self.late_arrivals,
+            "means": {name: getattr(self, name).to_obj() for name in _MEANS},
+            "quantiles": self.duration_quantiles.to_obj(),
+            "tokens": self.tokens,
+            "intelligence": [self.intelligence_enabled, self.patterns_applied],
+            "quality_buckets": self.quality_buckets,
+            "cost_buckets": [self.cost_bucket_counts, [c.to_obj() for c in self.cost_bucket_costs]],
+            "breakdowns": {name: getattr(self, name).to_obj() for name in _KEYED},
+            "workflows": self.workflows.to_obj(),
+            "distinct": self.distinct_workflows.to_obj(),
+        }
 
-        return encode_state(self)
+    @classmethod
+    def from_obj(cls, body: dict[str, Any]) -> AggregationState:
+        """Inverse of ``to_obj``; raises ValueError, KeyError, TypeError or IndexError."""
+        settings = ReducerSettings.model_validate(body["settings"])
+        state = cls(settings)
+        cap, alpha = settings.exact_percentile_cap, settings.sketch_relative_accuracy
+        state.events_by_type = [int(n) for n in body["by_type"]]
+        state.events_invalid = int(body["invalid"])
+        state.late_arrivals = int(body.get("late", 0))
+        for name in _MEANS:
+            setattr(state, name, ExactMean.from_obj(body["means"][name]))
+        state.duration_quantiles = QuantileStore.from_obj(body["quantiles"], cap, alpha)
+        state.tokens = int(body["tokens"])
+        state.intelligence_enabled, state.patterns_applied = (int(n) for n in body["intelligence"])
+        state.quality_buckets = [int(n) for n in body["quality_buckets"]]
+        counts, costs = body["cost_buckets"]
+        state.cost_bucket_counts = [int(n) for n in counts]
+        state.cost_bucket_costs = [ExactMean.from_obj(c) for c in costs]
+        for name in _DURATION_KEYED:
+            getattr(state, name).load(
+                body["breakdowns"][name], lambda o: DurationStats.from_obj(o, cap, alpha)
+            )
+        for name in _COUNT_KEYED:
+            getattr(state, name).load(body["breakdowns"][name], lambda o: Count(int(o)))
+        state.workflows.load(body["workflows"], WorkflowSummary.from_obj)
+        state.distinct_workflows = DistinctCounter.from_obj(
+            body["distinct"], settings.exact_distinct_cap
+        )
+        return state
+
+    def to_bytes(self) -> bytes:
+        return codec.pack(self.to_obj())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AggregationState:
-        from reducer.codec import decode_state
-
-        return decode_state(data)
+        """Raises ``StateCodecError`` (a ValueError) on anything unreadable."""
+        body = codec.unpack(data)
+        try:
+            return cls.from_obj(body)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise codec.StateCodecError(f"unreadable AggregationState body: {exc}") from exc
 
     # -- results -------------------------------------------------------------------------------
 
