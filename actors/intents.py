@@ -12,17 +12,20 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import ray
 from pydantic import ValidationError
 
 from actors import kafka
+from models.dead_letter import DeadLetter, DeadLetterCategory
 from models.intents import ModelEventPublishIntent
 from models.settings import KafkaSettings
+from reducer.nodes.stats import ExecutorStats
 
 log = logging.getLogger(__name__)
+SOURCE = "intent-executor"
 
 
 def _record(intent: ModelEventPublishIntent) -> tuple[str, bytes, bytes, list]:
@@ -41,10 +44,9 @@ class IntentExecutorActor:
     def __init__(self, kafka_settings: KafkaSettings, producer_overrides: dict | None = None):
         self.kafka = kafka_settings
         self.producer_overrides = producer_overrides or {}
-        self.counters: Counter[str] = Counter()
+        self.counts = ExecutorStats()
         self.last_poll: float | None = None
         self.last_message: float = time.time()
-        self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -69,7 +71,7 @@ class IntentExecutorActor:
                     self.last_message = time.time()
                     self._execute(good)
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.counts.error = f"{type(exc).__name__}: {exc}"
             log.exception("intent executor stopped")
         finally:
             kafka.leave_and_close(self.consumer)
@@ -82,8 +84,9 @@ class IntentExecutorActor:
             try:
                 intents.append(ModelEventPublishIntent.model_validate_json(message.value() or b""))
             except ValidationError as exc:
-                self._dead_letter(message.value(), message.key(), f"invalid intent: {exc}")
-                self.counters["invalid_intents"] += 1
+                letter = self._letter(DeadLetterCategory.INVALID_INTENT, f"invalid intent: {exc}")
+                self._dead_letter(message.value(), message.key(), letter, message)
+                self.counts.invalid_intents += 1
         # First attempts together (one flush for the batch); failures retry one by one. The
         # producer is idempotent, so within a partition (one window's key) a write cannot be
         # acknowledged after an earlier one failed: a retried revision never lands after a newer
@@ -92,9 +95,9 @@ class IntentExecutorActor:
         outcomes = kafka.produce_each(self.producer, records) if records else []
         for intent, record, failure in zip(intents, records, outcomes, strict=True):
             if failure is None:
-                self.counters["published"] += 1
+                self.counts.published += 1
             else:
-                self.counters["publish_failures"] += 1
+                self.counts.publish_failures += 1
                 self._retry(intent, record, failure)
         kafka.commit_offsets(self.consumer, offsets)
 
@@ -106,35 +109,48 @@ class IntentExecutorActor:
             time.sleep(policy.backoff_seconds(attempt - 1))
             try:
                 kafka.produce_batch(self.producer, topic, [(key, value)], headers=headers)
-                self.counters["published"] += 1
+                self.counts.published += 1
                 return
             except Exception as exc:  # delivery error or a rejected produce call
                 reason = f"{type(exc).__name__}: {exc}"
-                self.counters["publish_failures"] += 1
-        self._dead_letter(
-            intent.model_dump_json().encode(),
-            intent.target_key.encode(),
-            f"target write failed after {policy.max_attempts} attempts: {reason}",
-        )
+                self.counts.publish_failures += 1
+        reason = f"target write failed after {policy.max_attempts} attempts: {reason}"
+        letter = self._letter(DeadLetterCategory.PUBLISH_FAILED, reason)
+        self._dead_letter(intent.model_dump_json().encode(), intent.target_key.encode(), letter)
 
-    def _dead_letter(self, value: bytes | None, key: bytes | None, reason: str) -> None:
-        log.warning("intent dead-lettered: %s", reason)
+    @staticmethod
+    def _letter(category: str, reason: str) -> DeadLetter:
+        return DeadLetter(category, reason, SOURCE)
+
+    def _dead_letter(
+        self, value: bytes | None, key: bytes | None, letter: DeadLetter, message: Any = None
+    ) -> None:
+        """The intent's bytes to the dead-letter topic (models/dead_letter.py), with where it
+        was read when it came from the intent topic."""
+        if message is not None:
+            letter = replace(
+                letter,
+                source_topic=message.topic(),
+                source_partition=message.partition(),
+                source_offset=message.offset(),
+            )
+        log.warning("intent dead-lettered: %s", letter.reason)
         kafka.produce_batch(
             self.dead_letters,
             self.kafka.dead_letter_topic,
             [(key, value or b"")],
-            headers=[("reason", reason[:1000].encode()), ("source", b"intent-executor")],
+            headers=letter.headers(),
         )
-        self.counters["dead_lettered"] += 1
+        self.counts.dead_lettered += 1
 
-    def stop(self, expected_intents: int = 0, timeout: float = 30.0) -> dict[str, Any]:
+    def stop(self, expected_intents: int = 0, timeout: float = 30.0) -> ExecutorStats:
         """Execute at least ``expected_intents`` (what the coordinator sent), then keep going
         until the intent topic has been quiet for a second, then stop."""
         deadline = time.time() + timeout
         while (
             time.time() < deadline
-            and self.error is None
-            and (self.executed < expected_intents or time.time() - self.last_message < 1.0)
+            and self.counts.error is None
+            and (self.counts.executed < expected_intents or time.time() - self.last_message < 1.0)
         ):
             time.sleep(0.05)
         self._stop.set()
@@ -142,13 +158,7 @@ class IntentExecutorActor:
             self._thread.join(timeout=30)
         return self.stats()
 
-    @property
-    def executed(self) -> int:
-        return self.counters["published"] + self.counters["dead_lettered"]
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            **self.counters,
-            "seconds_since_poll": None if self.last_poll is None else time.time() - self.last_poll,
-            "error": self.error,
-        }
+    def stats(self) -> ExecutorStats:
+        stats = replace(self.counts)
+        stats.seconds_since_poll = None if self.last_poll is None else time.time() - self.last_poll
+        return stats

@@ -117,6 +117,24 @@ def still_at_end(
     return at_end
 
 
+def produce_waiting(
+    producer: confluent_kafka.Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers | None = None,
+) -> None:
+    """Produce one message, waiting for room in the producer's queue (``BufferError``) rather
+    than dropping it; delivery is confirmed at the next flush."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers)
+            break
+        except BufferError:
+            producer.poll(0.1)
+    producer.poll(0)
+
+
 def make_producer(
     settings: KafkaSettings, idempotent: bool = True, **overrides: Any
 ) -> confluent_kafka.Producer:

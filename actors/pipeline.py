@@ -22,14 +22,16 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import kafka
-from actors.checkpoint import Checkpoint, CheckpointStore
+from actors.checkpoint import CheckpointStore
 from actors.coordinator import CoordinatorActor
 from actors.ingest import KafkaIngestActor
 from actors.intents import IntentExecutorActor
 from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
-from actors.observability import unowned_partitions
 from actors.window import WindowActor
 from models.settings import Settings
+from reducer.nodes.checkpoint import Checkpoint
+from reducer.nodes.stats import IngestStats, PipelineStats
+from reducer.nodes.supervisor import Action, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,9 @@ class Pipeline:
         self.started_at: float | None = None
         self.restores = 0
         self.head_node = ""
-        self._unowned_since: float | None = None
-        """Since when some input partition has had no ingest actor (monotonic clock)."""
+        self.supervisor = Supervisor(
+            settings.serve.stall_seconds, settings.pipeline.assignment_stall_seconds
+        )
 
     def _placement(self) -> None:
         """Pin the coordinator (and so the checkpoint directory) to this driver's node, the head
@@ -139,7 +142,6 @@ class Pipeline:
             for j in range(p.window_actors)
         ]
         offsets = restored.offsets if restored is not None else None
-        self._unowned_since = None
         self.ingests = [
             KafkaIngestActor.options(
                 name=ingest_name(i), namespace=NAMESPACE, num_cpus=CPU_INGEST
@@ -173,56 +175,38 @@ class Pipeline:
     # -- watching ------------------------------------------------------------------------------
 
     @staticmethod
-    def _ping(actor: Any) -> dict[str, Any] | None:
+    def _ping(actor: Any) -> Any | None:
         """The actor's stats, or None when it does not answer (dead, or hung)."""
+        if actor is None:
+            return None
         try:
             return ray.get(actor.stats.remote(), timeout=PING_TIMEOUT_S)
         except Exception:
             return None
 
-    def supervise(self) -> str | None:
-        """Recover from dead actors and stuck group rebalances; returns what was done, or None
-        when all is well."""
+    def supervise(self, stats: PipelineStats | None = None) -> str | None:
+        """Recover from dead or stalled actors and stuck group rebalances (the rules are
+        reducer/nodes/supervisor.py), judging from ``stats`` (asked for when not given);
+        returns what was done, or None when all is well."""
         if self.coordinator is None:
             return None
-        graph = [self.coordinator, *self.windows, *self.ingests]
-        answers = [self._ping(actor) for actor in graph]
-        if any(answer is None for answer in answers):
+        decision = self.supervisor.decide(stats or self.stats(), time.monotonic())
+        if decision.action is Action.REBUILD:
             self.restore()
-            return "restored the pipeline from the latest checkpoint"
-        if self._ping(self.executor) is None:
+            return f"{decision.reason}: restored the pipeline from the latest checkpoint"
+        if decision.action is Action.RESTART_EXECUTOR:
             with contextlib.suppress(Exception):
                 ray.kill(self.executor)
             self._start_executor()
             return "restarted the intent executor"
-        return self._watch_assignment(answers[len(graph) - len(self.ingests) :])
-
-    def _watch_assignment(self, ingest: list[dict[str, Any] | None]) -> str | None:
-        """A rebalance hands partitions over within seconds. Partitions without an owner for
-        ``assignment_stall_seconds`` mean the group is stuck: on Tansu, a group whose leader
-        left mid-rebalance never forms again (new members wait in sync forever; rejoining or
-        replacing them does not help). Rebuild from the checkpoint with the group deleted:
-        the checkpoint's offsets, not the group's commits, say where to resume, so nothing is
-        lost or counted twice."""
-        unowned = unowned_partitions(ingest)
-        now = time.monotonic()
-        if not unowned:
-            self._unowned_since = None
-            return None
-        if self._unowned_since is None:
-            self._unowned_since = now
-        stalled = now - self._unowned_since
-        if stalled < self.settings.pipeline.assignment_stall_seconds:
-            return None
-        if not any(s and s["running"] for s in ingest):
-            return None  # nothing consumes at all: /health says so; no group to unstick
-        refused = self.restore(reset_group=True)
-        return (
-            f"{len(unowned)} input partition(s) owned by no ingest actor for {stalled:.0f} s "
-            f"(e.g. {unowned[0]}): restored the pipeline from the latest checkpoint with the "
-            "consumer group "
-            + (f"kept (the broker refused to delete it: {refused})" if refused else "deleted")
-        )
+        if decision.action is Action.RESET_GROUP:
+            refused = self.restore(reset_group=True)
+            return (
+                f"{decision.reason}: restored the pipeline from the latest checkpoint with the "
+                "consumer group "
+                + (f"kept (the broker refused to delete it: {refused})" if refused else "deleted")
+            )
+        return None
 
     def restore(self, attempts: int = 6, reset_group: bool = False) -> str | None:
         """Kill the graph and rebuild it from the latest checkpoint (or from scratch).
@@ -259,25 +243,27 @@ class Pipeline:
                 log.warning("restore attempt %d failed (%s); retrying", attempt, exc)
                 time.sleep(2 * attempt)
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "ingest": ray.get([a.stats.remote() for a in self.ingests]),
-            "windows": ray.get([a.stats.remote() for a in self.windows]),
-            "coordinator": ray.get(self.coordinator.stats.remote()),
-            "intent_executor": ray.get(self.executor.stats.remote()),
-        }
+    def stats(self) -> PipelineStats:
+        """Every actor's stats, None for one that does not answer."""
+        return PipelineStats(
+            ingest=[self._ping(a) for a in self.ingests],
+            windows=[self._ping(a) for a in self.windows],
+            coordinator=self._ping(self.coordinator),
+            intent_executor=self._ping(self.executor),
+        )
 
-    def stop_ingest(self, index: int) -> dict[str, Any]:
+    def stop_ingest(self, index: int) -> IngestStats:
         """Stop one ingest actor cleanly (drain, leave the group)."""
         return ray.get(self.ingests[index].stop.remote())
 
-    def stop(self) -> dict[str, Any]:
-        final: dict[str, Any] = {}
+    def stop(self) -> PipelineStats:
+        """Stop along the data path; the final stats (window actors' are not asked for)."""
+        final = PipelineStats(ingest=[], windows=[], coordinator=None, intent_executor=None)
         try:
             if self.coordinator is not None:
-                final["coordinator"] = ray.get(self.coordinator.stop.remote())
+                final.coordinator = ray.get(self.coordinator.stop.remote())
             if self.ingests:
-                final["ingest"] = ray.get([a.stop.remote() for a in self.ingests])
+                final.ingest = ray.get([a.stop.remote() for a in self.ingests])
         except ray.exceptions.RayError as exc:  # an actor died: the last checkpoint stands
             log.warning(
                 "stopping with a dead actor (%s): state since the last checkpoint "
@@ -285,9 +271,9 @@ class Pipeline:
                 exc,
             )
         if self.executor is not None:
-            sent = final.get("coordinator", {}).get("intents_published", 0)
+            sent = final.coordinator.intents_published if final.coordinator else 0
             with contextlib.suppress(ray.exceptions.RayError):
-                final["intent_executor"] = ray.get(self.executor.stop.remote(sent))
+                final.intent_executor = ray.get(self.executor.stop.remote(sent))
             with contextlib.suppress(Exception):
                 ray.kill(self.executor)
             self.executor = None

@@ -20,15 +20,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from ray import serve
 
 from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
-from actors.observability import (
-    UNHEALTHY,
-    BreakdownBy,
-    breakdown_rows,
-    evaluate_health,
-    prometheus_text,
-)
+from actors.observability import BreakdownBy, breakdown_rows, prometheus_text
 from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import Settings
+from reducer.nodes.stats import PipelineStats, as_json
+from reducer.nodes.supervisor import UNHEALTHY, evaluate_health
 from reducer.state import AggregationState
 from reducer.windows import window_bounds, window_id
 
@@ -84,7 +80,7 @@ class ReducerAPI:
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    async def _stats(self) -> dict[str, Any]:
+    async def _stats(self) -> PipelineStats:
         p = self.settings.pipeline
         ingest, windows, coordinator, executor = await asyncio.gather(
             asyncio.gather(*(_call(ingest_name(i), "stats") for i in range(p.ingest_actors))),
@@ -92,12 +88,7 @@ class ReducerAPI:
             _call(COORDINATOR, "stats"),
             _call(INTENT_EXECUTOR, "stats"),
         )
-        return {
-            "ingest": list(ingest),
-            "windows": list(windows),
-            "coordinator": coordinator,
-            "intent_executor": executor,
-        }
+        return PipelineStats(list(ingest), list(windows), coordinator, executor)
 
     async def _snapshot(self, window: EnumMetricsWindow, at: datetime | None) -> dict[str, Any]:
         try:
@@ -113,8 +104,8 @@ class ReducerAPI:
                 for j in range(self.settings.pipeline.window_actors)
             )
         )
-        coordinator = await _call(COORDINATOR, "stats") or {}
-        watermark = coordinator.get("watermark")
+        coordinator = await _call(COORDINATOR, "stats")
+        watermark = coordinator.watermark if coordinator is not None else None
         is_final = watermark is not None and datetime.fromisoformat(watermark) >= end
         state = AggregationState(self.settings.reducer)
         for part in parts:
@@ -145,15 +136,9 @@ class ReducerAPI:
     @app.get("/health")
     async def health(self) -> JSONResponse:
         stats = await self._stats()
-        status, reasons = evaluate_health(
-            stats["ingest"],
-            stats["windows"],
-            stats["coordinator"],
-            stats["intent_executor"],
-            self.settings.serve.stall_seconds,
-        )
-        ingest = [s for s in stats["ingest"] if s is not None]
+        status, reasons = evaluate_health(stats, self.settings.serve.stall_seconds)
         p = self.settings.pipeline
+        actors = [*stats.ingest, *stats.windows, stats.coordinator, stats.intent_executor]
         body = {
             "status": status,
             "reasons": reasons,
@@ -164,24 +149,16 @@ class ReducerAPI:
             "windows": [w.value for w in p.windows],
             "batch_size": p.batch_size,
             "seconds_since_poll": {
-                f"ingest-{i}": (s or {}).get("seconds_since_poll")
-                for i, s in enumerate(stats["ingest"])
+                f"ingest-{i}": s.seconds_since_poll if s is not None else None
+                for i, s in enumerate(stats.ingest)
             },
-            "actors_alive": sum(
-                s is not None
-                for s in (
-                    *stats["ingest"],
-                    *stats["windows"],
-                    stats["coordinator"],
-                    stats["intent_executor"],
-                )
-            ),
+            "actors_alive": sum(s is not None for s in actors),
             "actors_expected": p.ingest_actors + p.window_actors + 2,
-            "events_in": sum(s.get("events_in", 0) for s in ingest),
-            "events_out": (stats["intent_executor"] or {}).get("published", 0),
-            "bad_events": sum(s.get("events_rejected", 0) for s in ingest),
-            "late_events": sum(s.get("events_late", 0) for s in ingest),
-            "watermark": (stats["coordinator"] or {}).get("watermark"),
+            "events_in": stats.ingest_total("events_in"),
+            "events_out": stats.intent_executor.published if stats.intent_executor else 0,
+            "bad_events": stats.ingest_total("events_rejected"),
+            "late_events": stats.ingest_total("events_late"),
+            "watermark": stats.coordinator.watermark if stats.coordinator else None,
         }
         return JSONResponse(body, status_code=503 if status == UNHEALTHY else 200)
 
@@ -232,9 +209,7 @@ class ReducerAPI:
             hourly = ModelMetricsState.model_validate(
                 await self._snapshot(EnumMetricsWindow.HOURLY, None)
             )
-        body = prometheus_text(
-            stats["ingest"], stats["coordinator"], stats["intent_executor"], hourly
-        )
+        body = prometheus_text(stats, hourly)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/api/stats")
@@ -243,7 +218,7 @@ class ReducerAPI:
     ) -> dict[str, Any]:
         """Raw actor stats, for the dashboard's throughput chart."""
         self._authorize(authorization)
-        return await self._stats()
+        return as_json(await self._stats())
 
     @app.get("/", response_class=HTMLResponse)
     async def dashboard(self) -> HTMLResponse:

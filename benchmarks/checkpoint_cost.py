@@ -42,12 +42,12 @@ from typing import Any
 import common as c
 import numpy as np
 
-from actors.checkpoint import Checkpoint
-from actors.window import decode_snapshot, encode_snapshot
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
 from models.settings import ReducerSettings
 from reducer.dedup import DedupFilter
+from reducer.nodes.checkpoint import Checkpoint
+from reducer.nodes.window import decode_snapshot, encode_snapshot
 from reducer.panes import PaneStore
 from reducer.watermark import WatermarkTracker
 from reducer.windows import hour_start

@@ -59,18 +59,18 @@ import common as c
 import ray
 
 from actors import kafka
-from actors.batches import SourceRange, WindowBatch
 from actors.broker import EmbeddedBroker
 from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
 from actors.ray_env import apply_ray_environment
-from actors.routing import owner, route_messages
 from cli.simulator import simulate_fleet
 from models.decode import decode_batch
 from models.metrics import EnumMetricsWindow
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings, Settings
 from reducer import AggregationState, nearest_rank, window_id
 from reducer.groupings import key_hash
+from reducer.nodes.messages import SourceRange, WindowBatch
+from reducer.nodes.routing import owner, route_messages
 from reducer.panes import PaneStore
 from reducer.windows import hour_start
 

@@ -65,13 +65,13 @@ from typing import Any
 from common import add_gc_young_threshold
 
 from actors.allocator import fix_mmap_threshold
-from actors.checkpoint import SECTION, split_sections
 from actors.collector import collector_stats, settle_collector
 from cli.simulator import simulate_fleet
 from models.decode import decode_batch
 from models.metrics import EnumMetricsWindow
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
 from reducer.dedup import DedupFilter
+from reducer.nodes.checkpoint import SECTION, split_sections
 from reducer.panes import PaneStore
 from reducer.watermark import WatermarkTracker
 from reducer.windows import hour_start, window_id

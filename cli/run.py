@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from models import Settings
+from reducer.nodes.stats import CoordinatorStats, PipelineStats
 
 log = logging.getLogger("codegen_metrics")
 
@@ -150,27 +151,28 @@ class ProgressLine:
 
     def __init__(self) -> None:
         self.last: tuple[float, int, int] | None = None
+        """(monotonic time, events in, published) at the last render."""
 
-    def render(self, stats: dict[str, Any]) -> str:
+    def render(self, stats: PipelineStats) -> str:
         now = time.monotonic()
-        events = sum(i.get("events_in", 0) for i in stats["ingest"])
-        published = stats["intent_executor"].get("published", 0)
+        events = stats.ingest_total("events_in")
+        published = stats.intent_executor.published if stats.intent_executor else 0
         rate_in = rate_out = 0.0
         if self.last is not None:
             elapsed = max(now - self.last[0], 1e-6)
             rate_in = (events - self.last[1]) / elapsed
             rate_out = (published - self.last[2]) / elapsed
         self.last = (now, events, published)
-        bad = sum(i.get("events_rejected", 0) for i in stats["ingest"])
-        late = sum(i.get("events_late", 0) for i in stats["ingest"])
-        inflight = sum(i.get("batches_in_flight", 0) for i in stats["ingest"])
-        coordinator = stats["coordinator"]
+        coordinator = stats.coordinator or CoordinatorStats()
         return (
             f"{datetime.now(UTC):%H:%M:%S} in {events:,} ({rate_in:,.0f}/s)  "
             f"published {published:,} ({rate_out:,.1f}/s)  "
-            f"open windows {coordinator.get('open_windows', 0)}  "
-            f"finals {coordinator.get('finals_published', 0)}  in flight {inflight}  "
-            f"bad {bad:,}  late {late:,}  watermark {coordinator.get('watermark') or '-'}"
+            f"open windows {coordinator.open_windows}  "
+            f"finals {coordinator.finals_published}  "
+            f"in flight {stats.ingest_total('batches_in_flight')}  "
+            f"bad {stats.ingest_total('events_rejected'):,}  "
+            f"late {stats.ingest_total('events_late'):,}  "
+            f"watermark {coordinator.watermark or '-'}"
         )
 
 
@@ -244,10 +246,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
         progress = ProgressLine()
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stopping.wait(2.0):
-            action = pipeline.supervise()
+            stats = pipeline.stats()
+            action = pipeline.supervise(stats)
             if action:
                 log.warning("recovery: %s", action)
-            print(progress.render(pipeline.stats()), file=sys.stderr, flush=True)
+            print(progress.render(stats), file=sys.stderr, flush=True)
             if deadline is not None and time.monotonic() >= deadline:
                 break
         stopping.set()
@@ -259,12 +262,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
             registrar = None
         final = pipeline.stop()
         pipeline = None
-        coordinator = final.get("coordinator", {})
         log.info(
             "stopped cleanly: %d events in, %d intents, %d published",
-            sum(i.get("events_in", 0) for i in final.get("ingest", [])),
-            coordinator.get("intents_published", 0),
-            final.get("intent_executor", {}).get("published", 0),
+            final.ingest_total("events_in"),
+            final.coordinator.intents_published if final.coordinator else 0,
+            final.intent_executor.published if final.intent_executor else 0,
         )
         return 0
     finally:

@@ -21,6 +21,7 @@ from actors.fleet import produce_events
 from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
+from reducer.nodes.stats import as_json
 from tests.integration.test_faults import applied, checkpoints, drive, latest_finals
 from tests.integration.test_pipeline import body, expected_all, fleet, settings_for
 
@@ -28,9 +29,9 @@ from tests.integration.test_pipeline import body, expected_all, fleet, settings_
 def placement(pipeline: Pipeline) -> dict[str, str]:
     """Actor name -> node id, as each actor reports it."""
     stats = pipeline.stats()
-    where = {"coordinator": stats["coordinator"]["node_id"]}
-    where.update({f"ingest-{s['index']}": s["node_id"] for s in stats["ingest"]})
-    where.update({f"window-{s['index']}": s["node_id"] for s in stats["windows"]})
+    where = {"coordinator": stats.coordinator.node_id}
+    where.update({f"ingest-{s.index}": s.node_id for s in stats.ingest})
+    where.update({f"window-{s.index}": s.node_id for s in stats.windows})
     return where
 
 
@@ -44,28 +45,7 @@ def _safe_stats(pipeline: Pipeline) -> object:
         stats = pipeline.stats()
     except Exception as exc:
         return repr(exc)
-    keep = (
-        "assigned",
-        "drained",
-        "events_in",
-        "events_applied",
-        "rebalances",
-        "group",
-        "paused",
-        "seconds_since_poll",
-        "error",
-        "running",
-        "watermark",
-    )
-    return {
-        "ingest": [{k: s.get(k) for k in keep} for s in stats.get("ingest", []) if s],
-        "windows": [{k: w.get(k) for k in keep} for w in stats.get("windows", []) if w],
-        "coordinator": {
-            k: (stats.get("coordinator") or {}).get(k)
-            for k in ("checkpoints", "finals_published", "watermark", "error")
-        },
-        "restores": pipeline.restores,
-    }
+    return {**as_json(stats), "restores": pipeline.restores}
 
 
 def main() -> None:
@@ -110,7 +90,7 @@ def main() -> None:
         # Generous: a loaded CI machine once took over 90 s here (restore, rebalance, idle).
         drive(
             pipeline,
-            lambda: pipeline.stats()["coordinator"].get("finals_published", 0) > 0,
+            lambda: pipeline.stats().coordinator.finals_published > 0,
             timeout=180,
         )
         finals = latest_finals(kafka_settings, len(expected), timeout=120)

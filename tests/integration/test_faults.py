@@ -66,11 +66,11 @@ def drive(pipeline: Pipeline, until: Callable[[], bool], timeout: float = 90) ->
 
 
 def checkpoints(pipeline: Pipeline) -> int:
-    return pipeline.stats()["coordinator"].get("checkpoints", 0)
+    return pipeline.stats().coordinator.checkpoints
 
 
 def applied(pipeline: Pipeline) -> int:
-    return sum(w["events_applied"] for w in pipeline.stats()["windows"])
+    return sum(w.events_applied for w in pipeline.stats().windows)
 
 
 def kill(name: str) -> None:
@@ -121,9 +121,9 @@ def run_with_fault(
         if replaced is not None:
             pipeline = replaced
         feeder.finish()
-        actions = drive(pipeline, lambda: pipeline.stats()["coordinator"].get("checkpoints", 0) > 0)
+        actions = drive(pipeline, lambda: pipeline.stats().coordinator.checkpoints > 0)
         expected = expected_all(events, settings.pipeline.windows)
-        drive(pipeline, lambda: pipeline.stats()["coordinator"].get("finals_published", 0) > 0)
+        drive(pipeline, lambda: pipeline.stats().coordinator.finals_published > 0)
         finals = latest_finals(kafka_settings, len(expected), timeout=90)
     finally:
         feeder.stopped.set()
@@ -140,7 +140,7 @@ def test_killing_a_stateful_actor_mid_stream_restores_from_the_checkpoint_exactl
     finals, expected, actions = run_with_fault(
         kafka_settings, lambda _pipeline: kill(victim), seed=21
     )
-    assert "restored the pipeline from the latest checkpoint" in actions
+    assert any("restored the pipeline from the latest checkpoint" in a for a in actions), actions
     assert_exact(finals, expected)
 
 

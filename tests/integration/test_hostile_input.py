@@ -43,12 +43,12 @@ def test_a_flood_of_hostile_messages_is_dead_lettered_and_every_valid_event_coun
 
         def consumed() -> bool:
             stats = pipeline.stats()
-            ingest = stats["ingest"]
+            ingest = stats.ingest
             return (
-                sum(i.get("messages_in", 0) for i in ingest) >= total
+                sum(i.messages_in for i in ingest) >= total
                 and applied(pipeline) >= len(valid)
                 # rejects are counted when the window actors' verdicts come back
-                and sum(i.get("events_rejected", 0) for i in ingest) >= len(hostile)
+                and sum(i.events_rejected for i in ingest) >= len(hostile)
             )
 
         actions = drive(pipeline, consumed, timeout=240)
@@ -61,8 +61,8 @@ def test_a_flood_of_hostile_messages_is_dead_lettered_and_every_valid_event_coun
     finally:
         pipeline.stop()
     assert actions == []  # no actor died
-    assert all(i["error"] is None for i in stats["ingest"])
-    rejected = sum(i.get("events_rejected", 0) for i in stats["ingest"])
+    assert all(i.error is None for i in stats.ingest)
+    rejected = sum(i.events_rejected for i in stats.ingest)
     assert rejected == len(hostile)
     assert len(letters) == len(hostile)
     categories = Counter(dict(m.headers())["category"].decode() for m in letters)
@@ -76,7 +76,7 @@ def test_a_flood_of_hostile_messages_is_dead_lettered_and_every_valid_event_coun
         headers = dict(message.headers())
         assert headers["reason"] and headers["source_topic"].decode() == topic
         assert int(headers["source_offset"]) >= 0
-    assert sum(w["duplicates_dropped"] for w in stats["windows"]) == len(duplicates)
+    assert sum(w.duplicates_dropped for w in stats.windows) == len(duplicates)
     assert_exact(finals, expected)
 
 
@@ -103,11 +103,11 @@ def test_late_events_go_to_the_late_topic_with_the_reason_and_leave_finals_untou
         pipeline.stop()
     assert len(late) == len(stragglers)
     assert all(b"already closed" in dict(m.headers())["reason"] for m in late)
-    assert sum(i.get("events_late", 0) for i in stats["ingest"]) == len(stragglers)
-    assert sum(w["late_events"] for w in stats["windows"]) == len(stragglers)
+    assert sum(i.events_late for i in stats.ingest) == len(stragglers)
+    assert sum(w.late_events for w in stats.windows) == len(stragglers)
     per_window: dict[str, int] = {}
-    for window_stats in stats["windows"]:
-        for key, n in window_stats["late_by_window"].items():
+    for window_stats in stats.windows:
+        for key, n in window_stats.late_by_window.items():
             per_window[key] = per_window.get(key, 0) + n
     expected_late: dict[str, int] = {}
     for event in stragglers:
@@ -138,5 +138,5 @@ def test_events_from_the_far_future_are_dead_lettered_not_opening_windows(
         pipeline.stop()
     assert len(letters) == len(events)
     assert {dict(m.headers())["category"] for m in letters} == {b"future_timestamp"}
-    assert sum(w["open_panes"] for w in stats["windows"]) == 0
+    assert sum(w.open_panes for w in stats.windows) == 0
     assert {json.loads(m.value())["event_id"] for m in letters} == {e["event_id"] for e in events}

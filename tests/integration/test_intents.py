@@ -57,7 +57,7 @@ def test_executor_republishes_each_intent_payload_to_its_target_with_its_key(
         ray.kill(executor)
     assert sorted(m.key().decode() for m in published) == keys
     assert all(json.loads(m.value())["window_id"] == m.key().decode() for m in published)
-    assert stats["published"] == 5 and stats.get("dead_lettered", 0) == 0
+    assert stats.published == 5 and stats.dead_lettered == 0
 
 
 def test_a_failing_target_write_is_retried_with_backoff_then_dead_lettered_with_the_reason(
@@ -88,8 +88,8 @@ def test_a_failing_target_write_is_retried_with_backoff_then_dead_lettered_with_
     assert len(letters) == 1
     headers = dict(letters[0].headers())
     assert b"after 3 attempts" in headers["reason"]
-    assert stats["publish_failures"] == 3 and stats["dead_lettered"] == 1
-    assert stats.get("published", 0) == 0
+    assert stats.publish_failures == 3 and stats.dead_lettered == 1
+    assert stats.published == 0
     assert elapsed >= 0.2 + 0.4  # both backoffs were waited
     assert json.loads(letters[0].value())["target_key"] == "w"
 
@@ -113,7 +113,7 @@ def test_an_unreadable_intent_is_dead_lettered_not_fatal(
         ray.kill(executor)
     assert [m.key() for m in published] == [b"b"]
     assert b"invalid intent" in dict(letters[0].headers())["reason"]
-    assert stats["invalid_intents"] == 1 and stats["error"] is None
+    assert stats.invalid_intents == 1 and stats.error is None
 
 
 def test_a_fresh_coordinator_rebuilds_history_of_closed_windows_from_the_metrics_topic(

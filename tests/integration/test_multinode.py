@@ -111,7 +111,7 @@ def test_actors_spread_over_two_nodes_and_survive_losing_one_with_exact_results(
     spread = {before[name] for name in before if name.startswith(("ingest-", "window-"))}
     assert len(spread) == 2, before  # ingest and window actors on both nodes
     assert result["killed_raylets"] >= 1
-    assert "restored the pipeline from the latest checkpoint" in result["actions"]
+    assert any("restored the pipeline from the latest checkpoint" in a for a in result["actions"])
     assert set(after.values()) == {head}  # everything rebuilt on the surviving node
     assert result["missing"] == [] and result["wrong"] == []
     assert result["windows"] > 0

@@ -13,12 +13,12 @@ import ray
 from actors import kafka
 from actors.fleet import produce_events
 from actors.pipeline import Pipeline
-from actors.routing import owner
 from cli.simulator import simulate_fleet
 from models import EnumMetricsWindow, ModelEventMetricsRecorded, Settings, decode_one
 from models.metrics import MetricsBody
 from models.settings import KafkaSettings, PipelineSettings
 from reducer import MetricsAggregator, window_id
+from reducer.nodes.routing import owner
 
 # Crosses an hour, a day and a month boundary, all long closed (their finals must appear).
 START = datetime(2026, 9, 30, 22, 30, tzinfo=UTC)
@@ -123,7 +123,7 @@ def test_window_actors_receive_events_partitioned_by_workflow(
         produce_events(kafka_settings, events)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            applied = [w["events_applied"] for w in pipeline.stats()["windows"]]
+            applied = [w.events_applied for w in pipeline.stats().windows]
             if sum(applied) == len(events):
                 break
             time.sleep(0.3)
@@ -134,7 +134,7 @@ def test_window_actors_receive_events_partitioned_by_workflow(
     expected = [0, 0, 0]
     for event in events:
         expected[owner(decode_one(json.dumps(event)).workflow_id, 3)] += 1
-    assert [s["events_applied"] for s in per_actor] == expected
+    assert [s.events_applied for s in per_actor] == expected
 
 
 def test_every_long_lived_actor_settles_its_garbage_collector_as_configured(
@@ -146,8 +146,8 @@ def test_every_long_lived_actor_settles_its_garbage_collector_as_configured(
         stats = pipeline.stats()
     finally:
         pipeline.stop()
-    actors = [*stats["ingest"], *stats["windows"], stats["coordinator"]]
+    actors = [*stats.ingest, *stats.windows, stats.coordinator]
     assert len(actors) == 4
     for actor in actors:
-        assert actor["gc"]["thresholds"][0] == 12_345
-        assert actor["gc"]["frozen"] > 10_000  # Ray's and pydantic's start-up heap
+        assert actor.gc["thresholds"][0] == 12_345
+        assert actor.gc["frozen"] > 10_000  # Ray's and pydantic's start-up heap

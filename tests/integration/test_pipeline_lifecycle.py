@@ -10,9 +10,9 @@ import ray
 
 from actors import kafka
 from actors.fleet import produce_events
-from actors.observability import unowned_partitions
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
+from reducer.nodes.supervisor import unowned_partitions
 from tests.integration.test_pipeline import (
     assert_exact,
     body,
@@ -35,7 +35,7 @@ def _wait(predicate, timeout: float = 60.0, step: float = 0.3) -> bool:
 
 
 def _applied(pipeline: Pipeline) -> int:
-    return sum(w["events_applied"] for w in pipeline.stats()["windows"])
+    return sum(w.events_applied for w in pipeline.stats().windows)
 
 
 def _latest(settings: KafkaSettings, topic: str) -> dict[str, dict]:
@@ -74,11 +74,11 @@ def test_each_intent_reaches_the_intent_topic_and_is_republished_to_the_target(
         final = pipeline.stop()
     finally:
         pipeline.stop()
-    sent = final["coordinator"]["intents_published"]
+    sent = final.coordinator.intents_published
     intents = kafka.consume_all(kafka_settings, kafka_settings.intent_topic, sent, timeout=20)
     targets = kafka.consume_all(kafka_settings, kafka_settings.target_topic, sent, timeout=20)
     assert sent > 0 and len(intents) == sent and len(targets) == sent
-    assert final["intent_executor"]["published"] == sent
+    assert final.intent_executor.published == sent
     payloads = [json.loads(m.value()) for m in intents]
     assert {p["target_key"] for p in payloads} == {m.key().decode() for m in targets}
     assert all(p["target_topic"] == kafka_settings.target_topic for p in payloads)
@@ -94,17 +94,15 @@ def test_two_ingest_actors_share_the_partitions_and_stopping_one_mid_stream_lose
     settings = settings_for(kafka_settings, ingest_actors=2, idle_partition_timeout_seconds=12)
     pipeline = Pipeline(settings).start()
     try:
-        assert _wait(lambda: all(i["assigned"] for i in pipeline.stats()["ingest"]), 40)
-        owned = [set(i["assigned"]) for i in pipeline.stats()["ingest"]]
+        assert _wait(lambda: all(i.assigned for i in pipeline.stats().ingest), 40)
+        owned = [set(i.assigned) for i in pipeline.stats().ingest]
         assert not owned[0] & owned[1]
         # Each actor reports librdkafka's view of its membership (reported every 5 s).
         assert _wait(
-            lambda: all(
-                i["group"].get("join_state") == "steady" for i in pipeline.stats()["ingest"]
-            ),
+            lambda: all(i.group.get("join_state") == "steady" for i in pipeline.stats().ingest),
             20,
         )
-        groups = [i["group"] for i in pipeline.stats()["ingest"]]
+        groups = [i.group for i in pipeline.stats().ingest]
         assert [g["assignment_size"] for g in groups] == [len(o) for o in owned]
         produce_events(kafka_settings, events[:half])
         assert _wait(lambda: _applied(pipeline) == half)
@@ -129,7 +127,7 @@ def test_clean_shutdown_publishes_latest_results_commits_and_a_restart_rereads_n
         final = pipeline.stop()  # the 30 s tick never fired: only the shutdown publish did
     finally:
         pipeline.stop()
-    assert final["coordinator"]["ticks"] == 1
+    assert final.coordinator.ticks == 1
     latest = _latest(kafka_settings, kafka_settings.target_topic)
     expected = expected_all(events, settings.pipeline.windows)
     assert set(latest) == set(expected)
@@ -140,12 +138,12 @@ def test_clean_shutdown_publishes_latest_results_commits_and_a_restart_rereads_n
 
     again = Pipeline(settings).start()
     try:
-        assert _wait(lambda: all(i["assigned"] for i in again.stats()["ingest"]), 40)
+        assert _wait(lambda: all(i.assigned for i in again.stats().ingest), 40)
         time.sleep(3)
         stats = again.stats()
     finally:
         again.stop()
-    assert sum(i.get("messages_in", 0) for i in stats["ingest"]) == 0
+    assert sum(i.messages_in for i in stats.ingest) == 0
     assert ray.is_initialized()
 
 
@@ -159,10 +157,10 @@ def test_an_ingest_actor_that_leaves_for_a_rebuild_hands_every_partition_on_at_o
     pipeline = Pipeline(settings).start()
     newcomer = None
     try:
-        assert _wait(lambda: pipeline.stats()["ingest"][0]["assigned"], 40)
+        assert _wait(lambda: pipeline.stats().ingest[0].assigned, 40)
         assert ray.get(pipeline.ingests[0].leave.remote()) is True
-        left = pipeline.stats()["ingest"][0]
-        assert left["running"] is False and left["error"] is None
+        left = pipeline.stats().ingest[0]
+        assert left.running is False and left.error is None
         newcomer = kafka.make_consumer(kafka_settings)
         newcomer.subscribe(kafka_settings.input_topics)
         every = set(kafka.topic_partitions(newcomer, kafka_settings.input_topics))
@@ -204,13 +202,13 @@ def test_a_consumer_group_stuck_on_a_silent_leader_is_reset_and_nothing_is_lost(
     def supervised() -> bool:  # the supervisor runs all along, as in `codegen-metrics run`
         if action := pipeline.supervise():
             actions.append(action)
-        return not unowned_partitions(pipeline.stats()["ingest"])
+        return not unowned_partitions(pipeline.stats().ingest)
 
     try:
         produce_events(kafka_settings, events)
         assert _wait(supervised, 90), (
             actions,
-            [(i["assigned"], i["group"]) for i in pipeline.stats()["ingest"]],
+            [(i.assigned, i.group) for i in pipeline.stats().ingest],
         )
         assert len(actions) == 1 and "owned by no ingest actor" in actions[0], actions
         assert "consumer group deleted" in actions[0], actions

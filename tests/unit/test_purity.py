@@ -18,6 +18,8 @@ def test_importing_the_core_leaves_ray_and_kafka_out_of_sys_modules() -> None:
     code = (
         "import sys\n"
         "import reducer, models, models.decode, reducer.aggregator, reducer.codec\n"
+        "import models.dead_letter, reducer.nodes.ingest, reducer.nodes.window\n"
+        "import reducer.nodes.coordinator, reducer.nodes.history, reducer.nodes.supervisor\n"
         "import cli.main, cli.aggregate, cli.simulator\n"
         "from reducer import MetricsAggregator, AggregationState, percentile\n"
         "loaded = sorted(m for m in ('ray', 'confluent_kafka') if m in sys.modules)\n"

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.checkpoint import MAGIC, VERSION, Checkpoint, CheckpointStore
-from actors.window import decode_snapshot, encode_snapshot
+from actors.checkpoint import CheckpointStore
 from models.metrics import EnumMetricsWindow
 from models.settings import ReducerSettings
 from reducer.dedup import DedupFilter
+from reducer.nodes.checkpoint import MAGIC, VERSION, Checkpoint
+from reducer.nodes.window import decode_snapshot, encode_snapshot
 from reducer.panes import PaneStore
 from reducer.watermark import WatermarkTracker
 from tests.datasets import stage

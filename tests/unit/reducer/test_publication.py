@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from actors.routing import owner
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import ReducerSettings
 from reducer.aggregator import MetricsAggregator
+from reducer.nodes.routing import owner
 from reducer.panes import PaneStore, WindowKey
 from reducer.publication import PublicationBook, WindowUpdate
 from reducer.state import AggregationState

@@ -9,10 +9,10 @@ import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 
-from actors.checkpoint import VERSION, Checkpoint
 from models.metrics import EnumMetricsWindow
 from models.settings import ReducerSettings
 from reducer.dedup import DedupFilter
+from reducer.nodes.checkpoint import VERSION, Checkpoint
 from reducer.panes import PaneStore
 from reducer.watermark import WatermarkTracker
 from tests.datasets import stage

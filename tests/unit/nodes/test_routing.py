@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.routing import message_owner, owner, route_messages
+from reducer.nodes.routing import message_owner, owner, route_messages
 from tests.datasets import mixed_events, workflow
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,7 +58,7 @@ def test_the_owner_of_a_workflow_is_the_same_in_another_process_with_another_has
     ids = [str(i) for i in random_uuids(200)]
     script = (
         "import json, sys, uuid\n"
-        "from actors.routing import owner\n"
+        "from reducer.nodes.routing import owner\n"
         "ids = json.loads(sys.stdin.read())\n"
         "print(json.dumps([owner(uuid.UUID(i), 4) for i in ids]))\n"
     )

@@ -24,7 +24,7 @@ class WindowBatch:
     batch_id: tuple[int, int]
     """(ingest actor index, sequence number): unique per pipeline run."""
     values: list[bytes]
-    """The raw messages routed to this window actor (see actors/routing.py), undecoded."""
+    """The raw messages routed to this window actor (see reducer/nodes/routing.py), undecoded."""
     origins: list[int]
     """Per value, its partition: an index into ``sources``."""
     sources: list[SourceRange]
@@ -44,12 +44,15 @@ class Applied:
     """What a window actor did with a batch; positions index ``WindowBatch.values``."""
 
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
-    """(position, category, reason) of messages that are not valid events."""
+    """(position, category, reason) of messages that are not valid events, or whose processing
+    raised (category ``processing_error``)."""
     late: list[tuple[int, str]] = field(default_factory=list)
     """(position, reason) of valid events too late to apply."""
     duplicates: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
     """Valid events (duplicates and late ones included), by event_type."""
+    applied: int = 0
+    """Events folded into panes."""
 
 
 @dataclass(slots=True)

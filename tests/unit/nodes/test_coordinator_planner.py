@@ -1,0 +1,187 @@
+"""TickPlanner and HistoryView: the coordinator's decisions, with window nodes as sources."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models.intents import ModelEventPublishIntent
+from models.metrics import EnumMetricsWindow, ModelEventMetricsRecorded
+from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
+from reducer.nodes.checkpoint import Checkpoint
+from reducer.nodes.coordinator import TickPlanner, correlation_id
+from reducer.nodes.history import HistoryView
+from reducer.nodes.messages import Collected
+from reducer.panes import PaneStore
+from reducer.publication import REVISIONS_PER_EPOCH
+from tests.datasets import completed, failed, started
+
+HOURLY, DAILY = EnumMetricsWindow.HOURLY, EnumMetricsWindow.DAILY
+TEN = datetime(2026, 3, 2, 10, tzinfo=UTC)
+KAFKA = KafkaSettings(topic_prefix="t")
+PIPELINE = PipelineSettings(windows=[HOURLY, DAILY], history_size=3)
+
+
+def planner(restored: Checkpoint | None = None) -> TickPlanner:
+    return TickPlanner(KAFKA, PIPELINE, ReducerSettings(), restored)
+
+
+def store_with(*events: object) -> PaneStore:
+    store = PaneStore(ReducerSettings(), [HOURLY, DAILY])
+    store.apply(list(events), None)
+    return store
+
+
+def tick(core: TickPlanner, results: list[Collected]) -> list:
+    full = core.begin()
+    horizon = core.absorb(results, full)
+    publications = core.plan(horizon)
+    core.commit(publications, horizon)
+    return publications
+
+
+def test_one_tick_publishes_every_changed_window_with_a_stable_correlation_id() -> None:
+    core = planner()
+    a = store_with(completed(timestamp=TEN), failed(timestamp=TEN))
+    b = store_with(completed(timestamp=TEN + timedelta(minutes=5)))
+
+    publications = tick(
+        core, [Collected(None, full=a.take_full()), Collected(None, full=b.take_full())]
+    )
+
+    by_id = {p.update.window_id: p for p in publications}
+    assert set(by_id) == {"hourly:2026-03-02T10:00:00Z", "daily:2026-03-02T00:00:00Z"}
+    for window_id, publication in by_id.items():
+        intent = ModelEventPublishIntent.model_validate_json(publication.record()[1])
+        assert intent.target_topic == "t.codegen.metrics_recorded.v1"
+        assert intent.target_key == window_id
+        assert intent.correlation_id == correlation_id(window_id)
+        event = ModelEventMetricsRecorded.model_validate(intent.target_event_payload)
+        assert (event.total_generations, event.successful_generations) == (3, 2)
+        assert event.revision == 1 and not event.is_final
+
+
+def test_deltas_raise_the_revision_and_a_passed_watermark_makes_the_last_one_final() -> None:
+    core = planner()
+    store = store_with(started(timestamp=TEN))
+    tick(core, [Collected(None, full=store.take_full())])
+    store.apply([completed(timestamp=TEN)], None)
+    second = tick(core, [Collected(None, deltas=store.take_deltas())])
+    closing = tick(core, [Collected(TEN + timedelta(hours=1), deltas=store.take_deltas())])
+
+    assert [p.update.revision for p in second] == [2, 2]
+    assert [(p.update.window_id, p.update.is_final) for p in closing] == [
+        ("hourly:2026-03-02T10:00:00Z", True)
+    ]
+    assert core.stats().finals_published == 1 and core.stats().open_windows == 1
+    assert [h["window_id"] for h in core.history.recent("hourly", 5)] == [
+        "hourly:2026-03-02T10:00:00Z"
+    ]
+
+
+def test_the_watermark_is_the_slowest_actors_and_none_while_one_has_none() -> None:
+    core = planner()
+    full = core.begin()
+    assert core.absorb([Collected(TEN), Collected(None)], full) is None
+    full = core.begin()
+    assert core.absorb(
+        [Collected(TEN), Collected(TEN - timedelta(hours=1))], full
+    ) == TEN - timedelta(hours=1)
+
+
+def test_an_actor_that_started_over_makes_every_actor_answer_whole() -> None:
+    core = planner()
+    core.absorb([Collected(None, full={})], core.begin())
+
+    assert core.begin() is False
+    assert core.needs_full([Collected(None, deltas={}), Collected(None, full={})], False)
+    assert not core.needs_full([Collected(None, deltas={})], False)
+
+
+def test_a_window_whose_event_cannot_be_built_is_set_aside_and_stays_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = ModelEventMetricsRecorded.from_state.__func__
+
+    def from_state(cls: type, state: object, **envelope: object) -> object:
+        if envelope["window_id"].startswith("daily"):
+            raise ValueError("cannot build")
+        return original(cls, state, **envelope)
+
+    monkeypatch.setattr(ModelEventMetricsRecorded, "from_state", classmethod(from_state))
+    core = planner()
+    store = store_with(started(timestamp=TEN))
+
+    published = tick(core, [Collected(None, full=store.take_full())])
+
+    assert [p.update.window_id for p in published] == ["hourly:2026-03-02T10:00:00Z"]
+    assert core.stats().windows_set_aside == 1
+    monkeypatch.undo()
+    again = core.plan(None)
+    assert [p.update.window_id for p in again] == ["daily:2026-03-02T00:00:00Z"]
+
+
+def test_a_checkpoint_takes_reported_positions_over_the_last_offsets() -> None:
+    core = planner()
+    core.offsets = {("in", 0): 5, ("in", 1): 9}
+    checkpoint = core.checkpoint([{("in", 0): 7}, {("in", 2): 1}], [b"w0", b"w1"], 123.0)
+    core.written(checkpoint)
+
+    assert checkpoint.offsets == {("in", 0): 7, ("in", 1): 9, ("in", 2): 1}
+    assert checkpoint.windows == [b"w0", b"w1"] and checkpoint.sequence == 1
+    assert core.stats().checkpoint_sequence == 1 and core.stats().checkpoints == 1
+
+
+def test_a_restored_planner_publishes_in_a_new_epoch_above_every_earlier_revision() -> None:
+    first = planner()
+    store = store_with(started(timestamp=TEN))
+    tick(first, [Collected(None, full=store.take_full())])
+    tick(first, [Collected(None, full=store_with(started(timestamp=TEN)).take_full())])
+    checkpoint = first.checkpoint([], [], 0.0)
+
+    second = planner(Checkpoint.decode(checkpoint.encode()))
+    republished = tick(second, [Collected(None, full=store.take_full())])
+
+    earlier = max(first.book.revisions.values())
+    assert all(p.update.revision > REVISIONS_PER_EPOCH + earlier - 1 for p in republished)
+    assert second.stats().epoch == 1
+
+
+def final(window_id: str, revision: int, start: str, window: str = "hourly") -> bytes:
+    return json.dumps(
+        {
+            "window_id": window_id,
+            "is_final": True,
+            "revision": revision,
+            "aggregation_type": window,
+            "window_start": start,
+            "id": str(uuid.uuid4()),
+        }
+    ).encode()
+
+
+def test_history_keeps_the_latest_final_per_window_newest_first_within_its_size() -> None:
+    history = HistoryView([HOURLY], size=2)
+    for value in (
+        final("hourly:a", 1, "2026-01-01T01"),
+        b"junk",
+        json.dumps({"window_id": "hourly:x", "is_final": False}).encode(),
+        final("hourly:a", 3, "2026-01-01T01"),
+        final("hourly:a", 2, "2026-01-01T01"),
+        final("hourly:b", 1, "2026-01-01T02"),
+        final("hourly:c", 1, "2026-01-01T03"),
+        final("daily:d", 1, "2026-01-01T00", window="daily"),
+        None,
+    ):
+        history.absorb(value)
+    history.settle()
+
+    recent = history.recent("hourly", 10)
+    assert [p["window_id"] for p in recent] == ["hourly:c", "hourly:b"]
+    assert history.recent("daily", 10) == []
+    assert len(history.entries()) == 2 and bool(history)
+    history.remember(recent[0])  # the same window again is not a new entry
+    assert len(history.entries()) == 2
