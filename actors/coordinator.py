@@ -18,7 +18,7 @@ from actors import kafka
 from actors.checkpoint import CheckpointStore
 from actors.collector import collector_stats, settle_collector
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
-from reducer.nodes.checkpoint import Checkpoint
+from reducer.nodes.checkpoint import Checkpoint, Source
 from reducer.nodes.coordinator import Publication, TickPlanner
 from reducer.nodes.messages import Collected
 from reducer.nodes.stats import CoordinatorStats, TickPhases
@@ -38,13 +38,14 @@ class CoordinatorActor:
         reducer: ReducerSettings,
         window_actors: list[Any],
         ingest_actors: list[Any],
-        checkpoint_dir: str,
+        checkpoint_location: str,
         restored: Checkpoint | None = None,
+        source: Source | None = None,
     ) -> None:
         self.kafka, self.pipeline = kafka_settings, pipeline
         self.windows, self.ingests = window_actors, ingest_actors
-        self.store = CheckpointStore(checkpoint_dir, pipeline.checkpoints_kept)
-        self.planner = TickPlanner(kafka_settings, pipeline, reducer, restored)
+        self.store = CheckpointStore(checkpoint_location, pipeline.checkpoints_kept)
+        self.planner = TickPlanner(kafka_settings, pipeline, reducer, restored, source)
         self.producer = kafka.make_producer(kafka_settings)
         self._releases: list[Any] = []
         """The last tick's release calls (see ``tick``)."""
@@ -98,11 +99,11 @@ class CoordinatorActor:
                     self.tick()
                 states = ray.get([window.checkpoint.remote() for window in self.windows])
                 checkpoint = self.planner.checkpoint(positions, states, time.time())
-                path = self.store.write(checkpoint)
+                size = self.store.write(checkpoint)
                 written = checkpoint
                 self.planner.written(checkpoint)
                 counts.checkpoint_error = None
-                counts.last_checkpoint_bytes = path.stat().st_size
+                counts.last_checkpoint_bytes = size
             except Exception as exc:
                 counts.checkpoint_failures += 1
                 counts.checkpoint_error = f"{type(exc).__name__}: {exc}"

@@ -19,6 +19,7 @@ import confluent_kafka
 import confluent_kafka.admin
 
 from models.settings import KafkaSettings
+from reducer.nodes.resume import BrokerView
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,15 @@ def topic_partitions(
     )
 
 
+TOPIC_PARTITIONS = 4
+"""Partitions of each topic the pipeline creates."""
+
+
 def ensure_topics(
-    settings: KafkaSettings, topics: Iterable[str], partitions: int = 4, timeout: float = 10.0
+    settings: KafkaSettings,
+    topics: Iterable[str],
+    partitions: int = TOPIC_PARTITIONS,
+    timeout: float = 10.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created. Safe to repeat."""
     admin = make_admin(settings)
@@ -381,6 +389,101 @@ def read_to_end(
         return not pending
     finally:
         consumer.close()
+
+
+def broker_view(
+    settings: KafkaSettings, ends_of: Iterable[tuple[str, int]] = (), timeout: float = 15.0
+) -> BrokerView:
+    """The cluster id, the input topics' partition counts, the group's committed offsets on
+    them, and the end offsets of ``ends_of`` (what a resume is checked against)."""
+    consumer = make_consumer(settings, **{"enable.partition.eof": True})
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        partitions = {
+            topic: len(metadata.topics[topic].partitions)
+            for topic in settings.input_topics
+            if topic in metadata.topics and metadata.topics[topic].error is None
+        }
+        every = [
+            confluent_kafka.TopicPartition(topic, p)
+            for topic, count in partitions.items()
+            for p in range(count)
+        ]
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in (consumer.committed(every, timeout=timeout) if every else [])
+            if tp.offset >= 0
+        }
+        wanted = [(t, p) for t, p in ends_of if p < partitions.get(t, 0)]
+        ends = _partition_ends(consumer, wanted, timeout)
+    finally:
+        consumer.close()
+    cluster = getattr(metadata, "cluster_id", None)
+    return BrokerView(cluster or None, partitions, committed, ends)
+
+
+def _partition_ends(
+    consumer: confluent_kafka.Consumer, partitions: list[tuple[str, int]], timeout: float
+) -> dict[tuple[str, int], int]:
+    """End offsets as the broker reports them in fetch responses. ListOffsets would be one
+    round trip, but some brokers answer it wrongly (Tansu 0.6 reports 1 for a partition of
+    thousands), while every fetch response carries the true high watermark: fetch once from
+    the start of each partition and read librdkafka's cached watermark."""
+    if not partitions:
+        return {}
+    consumer.assign(
+        [
+            confluent_kafka.TopicPartition(t, p, confluent_kafka.OFFSET_BEGINNING)
+            for t, p in partitions
+        ]
+    )
+    pending = set(partitions)
+    ends: dict[tuple[str, int], int] = {}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for message in consumer.consume(1000, timeout=0.2):
+            key = (message.topic(), message.partition())
+            error = message.error()
+            if error is not None and error.code() == PARTITION_EOF:
+                ends[key] = max(ends.get(key, 0), message.offset())
+            elif error is not None:
+                continue
+            pending.discard(key)
+    for topic, partition in partitions:
+        _low, high = consumer.get_watermark_offsets(
+            confluent_kafka.TopicPartition(topic, partition), cached=True
+        )
+        if high >= 0:
+            ends[(topic, partition)] = max(ends.get((topic, partition), 0), high)
+    consumer.unassign()
+    return ends
+
+
+def reset_to_earliest(settings: KafkaSettings, timeout: float = 10.0) -> str | None:
+    """Start the group over: delete it, so a new member reads from the earliest retained
+    offsets (``auto.offset.reset`` aside, the earliest ones are committed); returns the
+    broker's reason when it refused to delete the group."""
+    refused = reset_group(settings, {}, timeout)
+    if refused is not None:
+        return refused
+    consumer = make_consumer(settings)
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        earliest = {}
+        for topic in settings.input_topics:
+            info = metadata.topics.get(topic)
+            if info is None or info.error is not None:
+                continue
+            for p in info.partitions:
+                low, _high = consumer.get_watermark_offsets(
+                    confluent_kafka.TopicPartition(topic, p), timeout=timeout
+                )
+                earliest[(topic, p)] = max(low, 0)
+        if earliest:
+            commit_offsets(consumer, earliest)
+    finally:
+        consumer.close()
+    return None
 
 
 def commit_offsets(

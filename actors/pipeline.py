@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -29,7 +28,8 @@ from actors.intents import IntentExecutorActor
 from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
 from actors.window import WindowActor
 from models.settings import Settings
-from reducer.nodes.checkpoint import Checkpoint
+from reducer.nodes.checkpoint import Checkpoint, Source
+from reducer.nodes.resume import ResumeRefused, refusal, resume_problems
 from reducer.nodes.stats import IngestStats, PipelineStats
 from reducer.nodes.supervisor import Action, Supervisor
 
@@ -44,16 +44,14 @@ PING_TIMEOUT_S = 10.0
 LEAVE_TIMEOUT_S = 8.0
 
 
-def checkpoint_dir(settings: Settings) -> Path:
-    """Checkpoints belong to a consumer group: its offsets are what they record."""
-    return Path(settings.pipeline.checkpoint_dir) / settings.kafka.group_id
-
-
 class Pipeline:
     def __init__(self, settings: Settings, intent_producer_overrides: dict | None = None) -> None:
         self.settings = settings
         self.intent_producer_overrides = intent_producer_overrides or {}
-        self.store = CheckpointStore(checkpoint_dir(settings), settings.pipeline.checkpoints_kept)
+        self.store = CheckpointStore(
+            settings.checkpoint_location, settings.pipeline.checkpoints_kept
+        )
+        self.source: Source | None = None
         self.windows: list[Any] = []
         self.ingests: list[Any] = []
         self.coordinator: Any = None
@@ -95,22 +93,52 @@ class Pipeline:
         return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=False)
 
     def start(self) -> Pipeline:
+        """Check that the latest checkpoint (if any) may be resumed (raises ResumeRefused
+        otherwise, or starts over with ``reset_state``), create missing topics, start."""
         self._placement()
         k = self.settings.kafka
-        kafka.ensure_topics(
-            k,
-            [
-                *k.input_topics,
-                k.intent_topic,
-                k.target_topic,
-                k.dead_letter_topic,
-                k.late_topic,
-            ],
+        latest = self._resumable()
+        created = kafka.ensure_topics(
+            k, [*k.input_topics, k.intent_topic, k.target_topic, k.dead_letter_topic, k.late_topic]
+        )
+        self.source = Source(
+            self.view.cluster_id,
+            k.group_id,
+            {
+                **self.view.partitions,
+                **{t: kafka.TOPIC_PARTITIONS for t in created if t in k.input_topics},
+            },
         )
         self._start_executor()
-        self._start_graph(self.store.latest())
+        self._start_graph(latest)
         self.started_at = time.time()
         return self
+
+    def _resumable(self) -> Checkpoint | None:
+        """The checkpoint to resume from, after checking it against the broker."""
+        k, p = self.settings.kafka, self.settings.pipeline
+        latest = self.store.latest()
+        if p.reset_state:
+            moved = self.store.set_aside()
+            refused = kafka.reset_to_earliest(k)
+            if refused:
+                raise ResumeRefused(
+                    f"--reset-state: the broker refused to delete consumer group "
+                    f"{k.group_id!r} ({refused}); stop its other members first"
+                )
+            log.warning(
+                "reset state: checkpoints %s, consumer group %r starts over from the earliest "
+                "retained offsets",
+                f"moved to {moved}" if moved else "(none found)",
+                k.group_id,
+            )
+            self.view = kafka.broker_view(k)
+            return None
+        self.view = kafka.broker_view(k, latest.offsets if latest is not None else ())
+        problems = resume_problems(latest, self.view)
+        if problems:
+            raise refusal(problems, self.store.location, k.group_id, k.bootstrap_servers)
+        return latest
 
     def _start_executor(self) -> None:
         self.executor = IntentExecutorActor.options(
@@ -153,7 +181,7 @@ class Pipeline:
             namespace=NAMESPACE,
             num_cpus=CPU_COORDINATOR,
             scheduling_strategy=self._on_head(),
-        ).remote(k, p, r, self.windows, self.ingests, str(self.store.directory), restored)
+        ).remote(k, p, r, self.windows, self.ingests, self.store.location, restored, self.source)
         ray.get([a.start.remote() for a in (self.coordinator, *self.ingests)])
         if restored is None:
             # An empty checkpoint at once: a crash before the first periodic one then still

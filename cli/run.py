@@ -203,7 +203,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         # The embedded broker keeps nothing across runs, so neither may checkpoints.
         fresh = tempfile.mkdtemp(prefix="codegen-metrics-checkpoints-")
         settings = settings.model_copy(
-            update={"pipeline": settings.pipeline.model_copy(update={"checkpoint_dir": fresh})}
+            update={"pipeline": settings.pipeline.model_copy(update={"storage_path": fresh})}
         )
         log.info("embedded Tansu broker on %s (memory only)", broker.bootstrap_servers)
     stopping = threading.Event()

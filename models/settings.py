@@ -132,6 +132,10 @@ class PipelineSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ray_address: str = "local"
+    instance: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$")] = ""
+    """Names this pipeline on a shared Ray cluster: its Ray namespace, Serve application,
+    Consul service id, checkpoint folder and metric labels all derive from it, so pipelines
+    with different instances never collide. Empty: derived from ``kafka.group_id``."""
     ingest_actors: Annotated[int, Field(ge=0)] = 1
     """Kafka consumers in one group; 0 sizes from the cluster (a quarter of its CPUs)."""
     window_actors: Annotated[int, Field(ge=0)] = 2
@@ -160,9 +164,20 @@ class PipelineSettings(BaseModel):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     """Larger messages are dead-lettered unread."""
     checkpoint_interval_seconds: Annotated[float, Field(gt=0)] = 30.0
-    checkpoint_dir: str = "checkpoints"
-    """Where consistent checkpoints go (put it on the head node / shared storage)."""
+    storage_path: str = ""
+    """Where checkpoints go, as Ray Train and Tune's ``storage_path``: a local path (on the
+    head node, or an NFS mount), or a URI pyarrow.fs understands (``s3://bucket/prefix``,
+    ``gs://...``, ``hdfs://...``) so that losing the head node loses no checkpoint. Each
+    pipeline instance writes below ``<storage_path>/<instance>``. Empty: a stable directory of
+    the user running the driver, ``$XDG_STATE_HOME/codegen-metrics`` (default
+    ``~/.local/state/codegen-metrics``), never the working directory, which ``ray job submit``
+    replaces with every deploy."""
     checkpoints_kept: Annotated[int, Field(ge=1)] = 3
+    reset_state: bool = False
+    """Start over from the earliest retained offsets with empty state, setting aside any
+    checkpoint found (moved to a ``reset-<time>`` folder) and replacing the consumer group's
+    committed offsets. Without it, a start that would resume without a matching checkpoint
+    is refused (see README, "Checkpoints and redeploys")."""
     publish_max_attempts: Annotated[int, Field(ge=1)] = 3
     publish_backoff_seconds: Annotated[float, Field(ge=0)] = 0.5
     publish_backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
@@ -310,6 +325,13 @@ class _ConsulEnvSource(PydanticBaseSettingsSource):
         return {"consul": values} if values else {}
 
 
+def instance_name(group_id: str) -> str:
+    """A Ray-, Consul- and path-safe name for a consumer group: lowercase letters, digits and
+    dashes, at most 63 characters."""
+    name = re.sub(r"[^a-z0-9]+", "-", group_id.lower()).strip("-")[:63].strip("-")
+    return name or "default"
+
+
 class Settings(BaseSettings):
     """Everything configurable, from flags and ``CODEGEN_METRICS_*`` environment variables."""
 
@@ -335,3 +357,24 @@ class Settings(BaseSettings):
         """Flags, then CODEGEN_METRICS_* (env and .env), then standard CONSUL_*, then secrets."""
         consul_env = _ConsulEnvSource(settings_cls)
         return init_settings, env_settings, dotenv_settings, consul_env, file_secret_settings
+
+    @property
+    def instance(self) -> str:
+        """This pipeline's name on a shared cluster (``pipeline.instance``, or derived from the
+        consumer group)."""
+        return self.pipeline.instance or instance_name(self.kafka.group_id)
+
+    @property
+    def checkpoint_location(self) -> str:
+        """Where this instance's checkpoints go: ``<storage_path>/<instance>``."""
+        root = self.pipeline.storage_path or default_storage_path()
+        return f"{root.rstrip('/')}/{self.instance}"
+
+
+def default_storage_path() -> str:
+    """``$XDG_STATE_HOME/codegen-metrics``, else ``~/.local/state/codegen-metrics``: stable
+    across deploys, unlike the working directory ``ray job submit`` unpacks."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "codegen-metrics")

@@ -33,6 +33,26 @@ SECTION = struct.Struct("<Q")
 """Length prefix of a section (checkpoint files and window snapshots)."""
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a checkpoint's offsets come from, so a restart can tell whether they apply."""
+
+    cluster_id: str | None
+    """The Kafka cluster id the broker reports (None when it reports none)."""
+    group_id: str
+    partitions: dict[str, int] = field(default_factory=dict)
+    """Partition count of each input topic when the pipeline started."""
+
+    @classmethod
+    def from_obj(cls, obj: dict[str, Any]) -> Source:
+        cluster = obj.get("cluster_id")
+        return cls(
+            cluster_id=None if cluster is None else str(cluster),
+            group_id=str(obj["group_id"]),
+            partitions={str(t): int(n) for t, n in dict(obj.get("partitions", {})).items()},
+        )
+
+
 @dataclass
 class Checkpoint:
     sequence: int
@@ -42,6 +62,9 @@ class Checkpoint:
     revisions: dict[str, int] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     created_at: float = 0.0
+    source: Source | None = None
+    """The Kafka cluster, group and input partitions the offsets belong to (None in files
+    written before it was recorded)."""
 
     def encode(self) -> bytes:
         return b"".join(self.encode_parts())
@@ -58,6 +81,12 @@ class Checkpoint:
             "history": self.history,
             "created_at": self.created_at,
         }
+        if self.source is not None:
+            header["source"] = {
+                "cluster_id": self.source.cluster_id,
+                "group_id": self.source.group_id,
+                "partitions": self.source.partitions,
+            }
         body: list[bytes | memoryview] = []
         for section in (
             zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 1),
@@ -98,6 +127,7 @@ class Checkpoint:
             revisions={k: int(v) for k, v in body["revisions"].items()},
             history=list(body["history"]),
             created_at=float(body["created_at"]),
+            source=Source.from_obj(body["source"]) if "source" in body else None,
         )
 
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from models.intents import ModelEventPublishIntent, ModelRetryPolicy
 from models.metrics import ModelEventMetricsRecorded
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
-from reducer.nodes.checkpoint import Checkpoint
+from reducer.nodes.checkpoint import Checkpoint, Source
 from reducer.nodes.history import HistoryView
 from reducer.nodes.messages import Collected
 from reducer.nodes.stats import CoordinatorStats
@@ -90,8 +90,11 @@ class TickPlanner:
         pipeline: PipelineSettings,
         reducer: ReducerSettings,
         restored: Checkpoint | None = None,
+        source: Source | None = None,
     ) -> None:
         self.kafka, self.pipeline = kafka_settings, pipeline
+        self.source = source
+        """Stamped on every checkpoint, so a restart can tell whether its offsets apply."""
         self.book = PublicationBook(reducer, tuple(pipeline.windows))
         self.history = HistoryView(pipeline.windows, pipeline.history_size)
         self.synced = False
@@ -187,6 +190,7 @@ class TickPlanner:
             revisions=self.book.revisions_by_id(),
             history=self.history.entries(),
             created_at=now,
+            source=self.source,
         )
 
     def written(self, checkpoint: Checkpoint) -> None:

@@ -56,7 +56,7 @@ def assert_exact(finals: dict[str, dict], expected: dict[str, dict]) -> None:
 
 def settings_for(kafka_settings: KafkaSettings, **pipeline: object) -> Settings:
     defaults = {
-        "checkpoint_dir": tempfile.mkdtemp(prefix="ckpt"),
+        "storage_path": tempfile.mkdtemp(prefix="ckpt"),
         "tick_seconds": 0.5,
         "allowed_lateness_seconds": 0,
         "idle_partition_timeout_seconds": 2,

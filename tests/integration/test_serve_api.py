@@ -70,7 +70,7 @@ def live(ray_session: None, broker: str) -> Iterator[dict]:
             # end with old events only goes idle after 2 s).
             allowed_lateness_seconds=7200,
             idle_partition_timeout_seconds=2,
-            checkpoint_dir=tempfile.mkdtemp(prefix="ckpt"),
+            storage_path=tempfile.mkdtemp(prefix="ckpt"),
         ),
         serve=ServeSettings(port=free_port(), token=TOKEN, node_id="test-node"),
     )

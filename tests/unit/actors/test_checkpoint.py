@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from actors.checkpoint import CheckpointStore
 from models.metrics import EnumMetricsWindow
 from models.settings import ReducerSettings
 from reducer.dedup import DedupFilter
-from reducer.nodes.checkpoint import MAGIC, VERSION, Checkpoint
+from reducer.nodes.checkpoint import MAGIC, VERSION, Checkpoint, Source
 from reducer.nodes.window import decode_snapshot, encode_snapshot
 from reducer.panes import PaneStore
 from reducer.watermark import WatermarkTracker
@@ -188,3 +189,59 @@ def test_a_leftover_temporary_file_is_ignored(tmp_path: Path) -> None:
     store.write(sample(1))
     (tmp_path / "checkpoint-000000000002.tmp").write_bytes(sample(2).encode()[:100])
     assert store.latest() == sample(1)
+
+
+def _framed(header: object, windows: list[bytes] = ()) -> bytes:
+    """A version-2 file with a valid CRC around any header (crafted, not by the writer)."""
+    sections = [zlib.compress(json.dumps(header).encode()), *windows]
+    body = b"".join(len(s).to_bytes(8, "little") + s for s in sections)
+    return MAGIC + bytes([2]) + zlib.crc32(body).to_bytes(4, "big") + body
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param([1, 2, 3], id="header-a-list"),
+        pytest.param({"sequence": "x" * 10}, id="missing-keys"),
+        pytest.param({**json.loads(json.dumps({"sequence": 1})), "offsets": 5}, id="offsets-int"),
+        pytest.param("nested " * 3, id="header-a-string"),
+    ],
+)
+def test_any_exception_from_a_crafted_file_falls_back_to_the_previous(
+    tmp_path: Path, header: object
+) -> None:
+    store = CheckpointStore(tmp_path)
+    store.write(sample(1))
+    (tmp_path / "checkpoint-000000000009.ckpt").write_bytes(_framed(header))
+    assert store.latest() == sample(1)
+
+
+def test_a_file_uri_is_the_same_store_as_its_path(tmp_path: Path) -> None:
+    by_uri = CheckpointStore(f"file://{tmp_path}/nested/instance", kept=2)
+    for sequence in (1, 2, 3):
+        by_uri.write(sample(sequence))
+    by_path = CheckpointStore(tmp_path / "nested" / "instance")
+    assert by_path.latest() == sample(3)
+    assert len(list((tmp_path / "nested" / "instance").glob("*.ckpt"))) == 2
+
+
+def test_set_aside_moves_every_checkpoint_away_so_none_is_found(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    assert store.set_aside() is None
+    store.write(sample(1))
+    store.write(sample(2))
+    folder = store.set_aside()
+    assert folder is not None and store.latest() is None
+    assert sorted(p.name for p in Path(folder).iterdir()) == [
+        "checkpoint-000000000001.ckpt",
+        "checkpoint-000000000002.ckpt",
+    ]
+    store.write(sample(1))  # a new run numbers from 1 again, untroubled by the old files
+    assert store.latest() == sample(1)
+
+
+def test_the_source_of_the_offsets_round_trips_and_old_files_have_none() -> None:
+    source = Source("cluster-a", "group-1", {"in.started": 4, "in.failed": 2})
+    checkpoint = replace(sample(4), source=source)
+    assert Checkpoint.decode(checkpoint.encode()).source == source
+    assert Checkpoint.decode(sample(4).encode()).source is None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from models import KafkaSettings, ReducerSettings, Settings
+from models.settings import PipelineSettings, instance_name
 
 
 def test_reducer_defaults_follow_the_issue() -> None:
@@ -83,3 +86,29 @@ def test_the_api_binds_to_localhost_8063_by_default_and_needs_a_fixed_port() -> 
     assert (ServeSettings().host, ServeSettings().port) == ("127.0.0.1", 8063)
     with pytest.raises(ValidationError, match="greater than or equal to 1"):
         ServeSettings(port=0)  # Consul would be told port 0
+
+
+def test_checkpoints_default_to_a_stable_folder_per_instance_outside_the_working_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(kafka={"group_id": "Team B / metrics"})
+    assert settings.instance == "team-b-metrics"
+    assert settings.checkpoint_location == f"{tmp_path}/state/codegen-metrics/team-b-metrics"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    home = Settings(pipeline={"instance": "blue"})
+    assert home.checkpoint_location.endswith("/.local/state/codegen-metrics/blue")
+    assert not home.checkpoint_location.startswith(str(tmp_path))
+
+
+def test_a_storage_uri_keeps_its_scheme_and_the_instance_is_appended() -> None:
+    settings = Settings(pipeline={"storage_path": "s3://bucket/ckpt/", "instance": "prod-a"})
+    assert settings.checkpoint_location == "s3://bucket/ckpt/prod-a"
+
+
+def test_an_instance_name_must_be_safe_for_ray_consul_and_paths() -> None:
+    for bad in ("Prod", "a/b", "-x", "x" * 64):
+        with pytest.raises(ValidationError):
+            PipelineSettings(instance=bad)
+    assert instance_name("///") == "default"
