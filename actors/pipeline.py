@@ -41,6 +41,8 @@ CPU_WINDOW = 0.25
 CPU_COORDINATOR = 0.1
 CPU_INTENTS = 0.1
 PING_TIMEOUT_S = 10.0
+START_ATTEMPTS = 8
+"""Attempts of a start or restore (backoff 1, 2, 4 ... 30 s: about 2.5 minutes in all)."""
 LEAVE_TIMEOUT_S = 8.0
 
 
@@ -109,8 +111,7 @@ class Pipeline:
                 **{t: kafka.TOPIC_PARTITIONS for t in created if t in k.input_topics},
             },
         )
-        self._start_executor()
-        self._start_graph(latest)
+        self._bring_up("start", preloaded=(latest,))
         self.started_at = time.time()
         return self
 
@@ -216,19 +217,25 @@ class Pipeline:
         """Recover from dead or stalled actors and stuck group rebalances (the rules are
         reducer/nodes/supervisor.py), judging from ``stats`` (asked for when not given);
         returns what was done, or None when all is well."""
-        if self.coordinator is None:
+        if self.started_at is None:
             return None
         decision = self.supervisor.decide(stats or self.stats(), time.monotonic())
         if decision.action is Action.REBUILD:
-            self.restore()
+            try:
+                self.restore()
+            except Exception as exc:  # every attempt failed: the next round tries again
+                log.exception("restore failed")
+                return f"{decision.reason}: restore failed ({type(exc).__name__}); will retry"
             return f"{decision.reason}: restored the pipeline from the latest checkpoint"
         if decision.action is Action.RESTART_EXECUTOR:
-            with contextlib.suppress(Exception):
-                ray.kill(self.executor)
-            self._start_executor()
+            self._replace_executor()
             return "restarted the intent executor"
         if decision.action is Action.RESET_GROUP:
-            refused = self.restore(reset_group=True)
+            try:
+                refused = self.restore(reset_group=True)
+            except Exception as exc:
+                log.exception("restore failed")
+                return f"{decision.reason}: restore failed ({type(exc).__name__}); will retry"
             return (
                 f"{decision.reason}: restored the pipeline from the latest checkpoint with the "
                 "consumer group "
@@ -236,40 +243,84 @@ class Pipeline:
             )
         return None
 
-    def restore(self, attempts: int = 6, reset_group: bool = False) -> str | None:
-        """Kill the graph and rebuild it from the latest checkpoint (or from scratch).
+    def restore(self, reset_group: bool = False) -> str | None:
+        """Kill the graph and rebuild it from the latest checkpoint (see ``_bring_up``).
         ``reset_group``: delete the consumer group in between (the ingest actors have left it)
         and commit the checkpoint's offsets to the new one; returns the broker's reason when it
-        refused.
+        refused."""
+        refused = self._bring_up("restore", reset_group)
+        self.restores += 1
+        return refused
 
-        Retried: right after a node is lost Ray may still place actors on it until its death is
-        detected (missed heartbeats), and those actors die at once.
-        """
+    def _bring_up(
+        self,
+        what: str,
+        reset_group: bool = False,
+        preloaded: tuple[Checkpoint | None] | None = None,
+    ) -> str | None:
+        """Start the graph (and a missing or dead intent executor) from the latest checkpoint,
+        retrying with backoff (1 s doubling to 30 s, ``START_ATTEMPTS`` attempts) when an actor
+        dies meanwhile: a node lost during start-up or a restore, or an actor killed, costs
+        another attempt, not the job. Each attempt restores from whatever checkpoint is newest
+        then, so an attempt that wrote the first checkpoint before failing is not repeated
+        (``preloaded``: the checkpoint a start has just read, for its first attempt)."""
         refused = None
-        for attempt in range(1, attempts + 1):
-            self._kill_graph()
-            # A killed actor's name is released asynchronously; wait so new ones can take it.
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and any(
-                _exists(name) for name in (COORDINATOR, window_name(0), ingest_name(0))
-            ):
-                time.sleep(0.1)
-            latest = self.store.latest()
-            if reset_group and attempt == 1:
-                # Commits only ever follow checkpoints: the new group gets the latest one's.
-                offsets = latest.offsets if latest is not None else {}
-                refused = kafka.reset_group(self.settings.kafka, offsets)
-                if refused:
-                    log.warning("could not delete consumer group: %s", refused)
+        for attempt in range(1, START_ATTEMPTS + 1):
             try:
+                self._kill_graph()
+                self._await_names_released()
+                latest = preloaded[0] if preloaded and attempt == 1 else self.store.latest()
+                if reset_group or what == "restore" or attempt > 1:
+                    # The consumers of the graph just killed may have left mid-join, which on
+                    # Tansu strands the group (README, reliability); a real Kafka refuses while
+                    # members remain, which is harmless. Commits only ever follow checkpoints:
+                    # the new group gets the latest one's.
+                    offsets = latest.offsets if latest is not None else {}
+                    refused = kafka.reset_group(self.settings.kafka, offsets)
+                    if refused:
+                        log.warning("could not delete consumer group: %s", refused)
+                if self._ping(self.executor) is None:
+                    self._replace_executor()
+                log.info(
+                    "%s attempt %d: %s",
+                    what,
+                    attempt,
+                    "empty state" if latest is None else f"checkpoint {latest.sequence}",
+                )
                 self._start_graph(latest)
-                self.restores += 1
                 return refused
             except Exception as exc:
-                if attempt == attempts:
+                if attempt == START_ATTEMPTS:
                     raise
-                log.warning("restore attempt %d failed (%s); retrying", attempt, exc)
-                time.sleep(2 * attempt)
+                delay = min(30.0, 2.0 ** (attempt - 1))
+                log.warning(
+                    "%s attempt %d failed (%s: %s); retrying in %.0f s",
+                    what,
+                    attempt,
+                    type(exc).__name__,
+                    str(exc)[:300],
+                    delay,
+                )
+                time.sleep(delay)
+        return refused
+
+    def _await_names_released(self) -> None:
+        """A killed actor's name is released asynchronously; wait so new ones can take it."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+            _exists(name) for name in (COORDINATOR, window_name(0), ingest_name(0))
+        ):
+            time.sleep(0.1)
+
+    def _replace_executor(self) -> None:
+        if self.executor is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(self.executor)
+            self.executor = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _exists(INTENT_EXECUTOR):
+                time.sleep(0.1)
+        self._start_executor()
 
     def stats(self) -> PipelineStats:
         """Every actor's stats, None for one that does not answer."""
@@ -286,6 +337,7 @@ class Pipeline:
 
     def stop(self) -> PipelineStats:
         """Stop along the data path; the final stats (window actors' are not asked for)."""
+        self.started_at = None  # no more recoveries
         final = PipelineStats(ingest=[], windows=[], coordinator=None, intent_executor=None)
         try:
             if self.coordinator is not None:

@@ -189,6 +189,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     from actors.broker import EmbeddedBroker
     from actors.pipeline import Pipeline
+    from reducer.nodes.resume import ResumeRefused
 
     broker: EmbeddedBroker | None = None
     if not settings.kafka.bootstrap_servers:
@@ -214,7 +215,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
     demo: threading.Thread | None = None
     try:
         _init_ray(settings, dashboard=not args.no_dashboard)
-        pipeline = Pipeline(settings).start()
+        try:
+            pipeline = Pipeline(settings).start()
+        except ResumeRefused as refused:
+            print(f"codegen-metrics: {refused}", file=sys.stderr)
+            return 2
         if settings.serve.enabled:
             from actors.serve_app import start_api
 
