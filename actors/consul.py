@@ -27,7 +27,8 @@ _MAX_ERROR_CHARS = 300
 
 
 class ConsulRegistrar:
-    """Keeps service ``codegen-metrics-reducer-<node_id>`` registered while the process runs."""
+    """Keeps service ``codegen-metrics-reducer-<instance>-<node_id>`` registered while the
+    process runs (``codegen-metrics-reducer-<node_id>`` without an instance)."""
 
     def __init__(
         self,
@@ -38,14 +39,20 @@ class ConsulRegistrar:
         port: int,
         version: str,
         window_type: str,
+        instance: str = "",
+        route_prefix: str = "/",
     ) -> None:
         self.settings = settings
-        self.service_id = f"{SERVICE_NAME}-{node_id}"
+        self.service_id = "-".join(filter(None, (SERVICE_NAME, instance, node_id)))
         self.address = address
         self.port = port
+        self.health_path = f"{route_prefix.rstrip('/')}/health"
         self.tags = ["onex", "bridge", SERVICE_NAME, f"version:{version}"]
         self.tags += [f"node_type:{NODE_TYPE}", f"window_type:{window_type}"]
         self.meta = {"version": version, "node_id": node_id, "window_type": window_type}
+        if instance:
+            self.tags.append(f"instance:{instance}")
+            self.meta["instance"] = instance
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -64,6 +71,8 @@ class ConsulRegistrar:
         version: str,
         window_type: str,
         port: int | None = None,
+        instance: str = "",
+        route_prefix: str = "/",
     ) -> ConsulRegistrar:
         """Advertise ``service_address`` or else the Serve host; ``port`` overrides serve.port
         (pass the bound port when serve.port is 0). Never raises, even on odd DNS."""
@@ -80,6 +89,8 @@ class ConsulRegistrar:
             port=serve.port if port is None else port,
             version=version,
             window_type=window_type,
+            instance=instance,
+            route_prefix=route_prefix,
         )
 
     @property
@@ -90,7 +101,7 @@ class ConsulRegistrar:
         """Keyword arguments of py-consul's ``agent.service.register``."""
         s = self.settings
         check = consul.Check.http(
-            f"http://{self.address}:{self.port}/health",
+            f"http://{self.address}:{self.port}{self.health_path}",
             s.check_interval,
             timeout=s.check_timeout,
             deregister=s.deregister_critical_after,

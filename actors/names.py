@@ -1,8 +1,22 @@
-"""Ray namespace and actor names, so operators find them in the dashboard and `ray list actors`."""
+"""Ray namespace, actor and Serve application names of one pipeline instance.
 
-NAMESPACE = "codegen_metrics"
+Every pipeline lives in its own Ray namespace, ``codegen_metrics.<instance>``, so several
+pipelines (other teams, other topic prefixes) share a Ray cluster without their actor names
+colliding; ``ray list actors`` and the Ray dashboard show the namespace beside each actor.
+"""
+
+NAMESPACE_PREFIX = "codegen_metrics"
 COORDINATOR = "coordinator"
 INTENT_EXECUTOR = "intent-executor"
+
+
+def namespace(instance: str) -> str:
+    return f"{NAMESPACE_PREFIX}.{instance}"
+
+
+def app_name(instance: str) -> str:
+    """The Serve application of an instance."""
+    return f"codegen-metrics-{instance}"
 
 
 def ingest_name(index: int) -> str:

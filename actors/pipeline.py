@@ -25,7 +25,7 @@ from actors.checkpoint import CheckpointStore
 from actors.coordinator import CoordinatorActor
 from actors.ingest import KafkaIngestActor
 from actors.intents import IntentExecutorActor
-from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
+from actors.names import COORDINATOR, INTENT_EXECUTOR, ingest_name, namespace, window_name
 from actors.window import WindowActor
 from models.settings import Settings
 from reducer.nodes.checkpoint import Checkpoint, Source
@@ -49,6 +49,7 @@ LEAVE_TIMEOUT_S = 8.0
 class Pipeline:
     def __init__(self, settings: Settings, intent_producer_overrides: dict | None = None) -> None:
         self.settings = settings
+        self.namespace = namespace(settings.instance)
         self.intent_producer_overrides = intent_producer_overrides or {}
         self.store = CheckpointStore(
             settings.checkpoint_location, settings.pipeline.checkpoints_kept
@@ -144,7 +145,7 @@ class Pipeline:
     def _start_executor(self) -> None:
         self.executor = IntentExecutorActor.options(
             name=INTENT_EXECUTOR,
-            namespace=NAMESPACE,
+            namespace=self.namespace,
             num_cpus=CPU_INTENTS,
             scheduling_strategy=self._on_head(soft=True),
         ).remote(self.settings.kafka, self.intent_producer_overrides)
@@ -166,20 +167,20 @@ class Pipeline:
             )
         self.windows = [
             WindowActor.options(
-                name=window_name(j), namespace=NAMESPACE, num_cpus=CPU_WINDOW
+                name=window_name(j), namespace=self.namespace, num_cpus=CPU_WINDOW
             ).remote(j, r, p, shares[j])
             for j in range(p.window_actors)
         ]
         offsets = restored.offsets if restored is not None else None
         self.ingests = [
             KafkaIngestActor.options(
-                name=ingest_name(i), namespace=NAMESPACE, num_cpus=CPU_INGEST
+                name=ingest_name(i), namespace=self.namespace, num_cpus=CPU_INGEST
             ).remote(i, k, p, self.windows, offsets)
             for i in range(p.ingest_actors)
         ]
         self.coordinator = CoordinatorActor.options(
             name=COORDINATOR,
-            namespace=NAMESPACE,
+            namespace=self.namespace,
             num_cpus=CPU_COORDINATOR,
             scheduling_strategy=self._on_head(),
         ).remote(k, p, r, self.windows, self.ingests, self.store.location, restored, self.source)
@@ -308,7 +309,7 @@ class Pipeline:
         """A killed actor's name is released asynchronously; wait so new ones can take it."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(
-            _exists(name) for name in (COORDINATOR, window_name(0), ingest_name(0))
+            _exists(name, self.namespace) for name in (COORDINATOR, window_name(0), ingest_name(0))
         ):
             time.sleep(0.1)
 
@@ -318,7 +319,7 @@ class Pipeline:
                 ray.kill(self.executor)
             self.executor = None
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and _exists(INTENT_EXECUTOR):
+            while time.monotonic() < deadline and _exists(INTENT_EXECUTOR, self.namespace):
                 time.sleep(0.1)
         self._start_executor()
 
@@ -361,9 +362,9 @@ class Pipeline:
         return final
 
 
-def _exists(name: str) -> bool:
+def _exists(name: str, in_namespace: str) -> bool:
     try:
-        ray.get_actor(name, namespace=NAMESPACE)
+        ray.get_actor(name, namespace=in_namespace)
         return True
     except ValueError:
         return False

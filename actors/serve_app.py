@@ -7,7 +7,11 @@ query parameters get a 400 with the reason. OpenAPI docs are at /docs.
 # No ``from __future__ import annotations``: FastAPI reads these route annotations at runtime,
 # inside a Serve replica that unpickled the class.
 import asyncio
+import contextlib
 import hmac
+import logging
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,7 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from ray import serve
 
-from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
+from actors.names import (
+    COORDINATOR,
+    INTENT_EXECUTOR,
+    app_name,
+    ingest_name,
+    namespace,
+    window_name,
+)
 from actors.observability import BreakdownBy, breakdown_rows, prometheus_text
 from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import Settings
@@ -28,8 +39,8 @@ from reducer.nodes.supervisor import UNHEALTHY, evaluate_health
 from reducer.state import AggregationState
 from reducer.windows import window_bounds, window_id
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-APP_NAME = "codegen-metrics"
 ACTOR_TIMEOUT_S = 5.0
 
 try:
@@ -52,10 +63,10 @@ async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONRe
     return JSONResponse(status_code=400, content={"error": "invalid request", "detail": problems})
 
 
-async def _call(actor_name: str, method: str, *args: Any) -> Any | None:
+async def _call(in_namespace: str, actor_name: str, method: str, *args: Any) -> Any | None:
     """Ask a named actor; None when it is missing, dead or too slow."""
     try:
-        actor = ray.get_actor(actor_name, namespace=NAMESPACE)
+        actor = ray.get_actor(actor_name, namespace=in_namespace)
         return await asyncio.wait_for(getattr(actor, method).remote(*args), timeout=ACTOR_TIMEOUT_S)
     except Exception:
         return None
@@ -67,7 +78,11 @@ class ReducerAPI:
     def __init__(self, settings: Settings, node_id: str) -> None:
         self.settings = settings
         self.node_id = node_id
+        self.namespace = namespace(settings.instance)
         self.token = settings.serve.token.get_secret_value() if settings.serve.token else None
+
+    async def _call(self, actor_name: str, method: str, *args: Any) -> Any | None:
+        return await _call(self.namespace, actor_name, method, *args)
 
     def _authorize(self, authorization: str | None) -> None:
         if self.token is None:
@@ -83,10 +98,10 @@ class ReducerAPI:
     async def _stats(self) -> PipelineStats:
         p = self.settings.pipeline
         ingest, windows, coordinator, executor = await asyncio.gather(
-            asyncio.gather(*(_call(ingest_name(i), "stats") for i in range(p.ingest_actors))),
-            asyncio.gather(*(_call(window_name(j), "stats") for j in range(p.window_actors))),
-            _call(COORDINATOR, "stats"),
-            _call(INTENT_EXECUTOR, "stats"),
+            asyncio.gather(*(self._call(ingest_name(i), "stats") for i in range(p.ingest_actors))),
+            asyncio.gather(*(self._call(window_name(j), "stats") for j in range(p.window_actors))),
+            self._call(COORDINATOR, "stats"),
+            self._call(INTENT_EXECUTOR, "stats"),
         )
         return PipelineStats(list(ingest), list(windows), coordinator, executor)
 
@@ -100,11 +115,11 @@ class ReducerAPI:
         key = (window, start)
         parts = await asyncio.gather(
             *(
-                _call(window_name(j), "snapshot", key)
+                self._call(window_name(j), "snapshot", key)
                 for j in range(self.settings.pipeline.window_actors)
             )
         )
-        coordinator = await _call(COORDINATOR, "stats")
+        coordinator = await self._call(COORDINATOR, "stats")
         watermark = coordinator.watermark if coordinator is not None else None
         is_final = watermark is not None and datetime.fromisoformat(watermark) >= end
         state = AggregationState(self.settings.reducer)
@@ -116,7 +131,7 @@ class ReducerAPI:
             state.is_empty and is_final
         ):  # released from the window actors: serve the published final
             published = (
-                await _call(
+                await self._call(
                     COORDINATOR, "recent", window.value, self.settings.pipeline.history_size
                 )
                 or []
@@ -195,7 +210,7 @@ class ReducerAPI:
     ) -> dict[str, Any]:
         """The most recent closed windows, newest first."""
         self._authorize(authorization)
-        recent = await _call(COORDINATOR, "recent", window.value, limit)
+        recent = await self._call(COORDINATOR, "recent", window.value, limit)
         if recent is None:
             raise HTTPException(503, "coordinator unavailable")
         return {"window": window.value, "windows": recent}
@@ -224,23 +239,88 @@ class ReducerAPI:
     async def dashboard(self) -> HTMLResponse:
         # The page itself holds no data; its API calls carry the token (asked once, kept in
         # the browser session), so it can load without one.
-        return HTMLResponse((STATIC / "dashboard.html").read_text(encoding="utf-8"))
+        page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
+        prefix = self.settings.serve.route_prefix.rstrip("/") + "/"
+        return HTMLResponse(page.replace('<base href="/">', f'<base href="{prefix}">', 1))
 
     @app.get("/static/chart.umd.min.js")
     async def chart_js(self) -> FileResponse:
         return FileResponse(STATIC / "chart.umd.min.js", media_type="application/javascript")
 
 
-def start_api(settings: Settings, node_id: str) -> str:
-    """Deploy the API on Ray Serve; returns its base URL."""
-    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
-    serve.run(ReducerAPI.bind(settings, node_id), name=APP_NAME, route_prefix="/")
-    return f"http://{settings.serve.host}:{settings.serve.port}"
+class RouteTaken(RuntimeError):
+    """Another Serve application already serves the route prefix asked for."""
 
 
-def stop_api() -> None:
+@dataclass(frozen=True)
+class ServedAt:
+    """Where the API answers: Serve's proxy address and this instance's route prefix."""
+
+    host: str
+    port: int
+    route_prefix: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.route_prefix.rstrip('/')}"
+
+
+def start_api(settings: Settings, node_id: str) -> ServedAt:
+    """Deploy this instance's API as its own Serve application; returns where it answers.
+
+    Serve has one HTTP proxy per Ray cluster: when it is already running (another pipeline, or
+    another team's application), its host and port stay as they are and the URL says so. Two
+    applications cannot share a route prefix: another instance needs its own
+    ``serve.route_prefix``; taking over someone else's route is refused."""
+    s = settings.serve
+    serve.start(http_options={"host": s.host, "port": s.port})
+    name = app_name(settings.instance)
+    details = _serve_details()
+    for other, app in (details.get("applications") or {}).items():
+        if other != name and app.get("route_prefix") == s.route_prefix:
+            raise RouteTaken(
+                f"Serve application {other!r} already serves {s.route_prefix!r} on this Ray "
+                "cluster; give this pipeline another --route-prefix "
+                "(CODEGEN_METRICS_SERVE__ROUTE_PREFIX)"
+            )
+    serve.run(ReducerAPI.bind(settings, node_id), name=name, route_prefix=s.route_prefix)
+    http = details.get("http_options") or {}
+    host, port = http.get("host", s.host), int(http.get("port", s.port))
+    if (host, port) != (s.host, s.port):
+        log.warning(
+            "Serve already listens on %s:%d on this Ray cluster (the first start decides); "
+            "serving there instead of %s:%d",
+            host,
+            port,
+            s.host,
+            s.port,
+        )
+    return ServedAt(host, port, s.route_prefix)
+
+
+def _serve_details() -> dict[str, Any]:
+    """Serve's applications (with their route prefixes) and its HTTP options."""
     try:
-        serve.delete(APP_NAME)
-        serve.shutdown()
-    except Exception:  # already gone
-        pass
+        return serve.context._get_global_client().get_serve_details()
+    except Exception:  # an older or newer Serve without it: no conflict check
+        log.warning("could not read Serve's applications", exc_info=True)
+        return {}
+
+
+def stop_api(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Delete this instance's application only; Serve and other applications stay.
+
+    Waits at most ``timeout_s`` for Serve to confirm, so a stuck controller cannot hang a
+    shutdown; after that it logs and returns."""
+    name = app_name(settings.instance)
+    with contextlib.suppress(Exception):  # Serve not running: nothing to delete
+        serve.delete(name, _blocking=False)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if name not in serve.status().applications:
+                return
+        except Exception:  # Serve itself is gone
+            return
+        time.sleep(0.2)
+    log.warning("Serve did not confirm deleting %s within %.0f s", name, timeout_s)

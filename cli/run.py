@@ -130,20 +130,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def _init_ray(settings: Settings, dashboard: bool) -> None:
     import ray
 
-    from actors.names import NAMESPACE
+    from actors.names import namespace
 
     address = settings.pipeline.ray_address
     if address == "local":
         ray.init(
             address="local",
-            namespace=NAMESPACE,
+            namespace=namespace(settings.instance),
             include_dashboard=dashboard,
             dashboard_host="127.0.0.1",
             _temp_dir=tempfile.mkdtemp(prefix="ray", dir="/tmp"),
             log_to_driver=False,
         )
     else:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        ray.init(address=address, namespace=namespace(settings.instance), log_to_driver=False)
 
 
 class ProgressLine:
@@ -221,11 +221,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
             print(f"codegen-metrics: {refused}", file=sys.stderr)
             return 2
         if settings.serve.enabled:
-            from actors.serve_app import start_api
+            from actors.serve_app import RouteTaken, start_api
 
             node_id = settings.serve.node_id or socket.gethostname()
-            url = start_api(pipeline.settings, node_id)
-            log.info("HTTP API on %s (dashboard /, health /health, docs /docs)", url)
+            try:
+                served = start_api(pipeline.settings, node_id)
+            except RouteTaken as taken:
+                print(f"codegen-metrics: {taken}", file=sys.stderr)
+                return 2
+            log.info("HTTP API on %s (dashboard /, health /health, docs /docs)", served.url)
             from actors.consul import ConsulRegistrar
             from actors.serve_app import VERSION
 
@@ -235,6 +239,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 node_id=node_id,
                 version=VERSION,
                 window_type=settings.pipeline.windows[0].value,
+                port=served.port,
+                instance=settings.instance,
+                route_prefix=served.route_prefix,
             ).start()
         log.info(
             "pipeline running: %d ingest, %d window actors; topics %s -> %s (Ctrl-C stops)",
@@ -285,7 +292,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         if ray.is_initialized() and settings.serve.enabled:
             from actors.serve_app import stop_api
 
-            stop_api()
+            stop_api(settings)
 
         if ray.is_initialized():
             ray.shutdown()

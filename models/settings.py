@@ -197,7 +197,13 @@ class ServeSettings(BaseModel):
     """Identity in /health and Consul; empty means this host's name."""
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8063
-    """A fixed port: Consul and load balancers are told this one (no 0 for "any free")."""
+    """A fixed port: Consul and load balancers are told this one (no 0 for "any free").
+    Serve has one HTTP proxy per Ray cluster: the first pipeline to start Serve decides the
+    host and port, and later ones on the same cluster are served there."""
+    route_prefix: Annotated[str, Field(pattern=r"^/([a-z0-9][a-z0-9-]*)?$")] = "/"
+    """Where this pipeline's API is mounted on Serve's proxy; a second pipeline on the same
+    Ray cluster needs its own (e.g. ``/team-b``): a prefix another application serves is
+    refused."""
     token: SecretStr | None = None
     """Optional bearer token required on every data route (open: /health, /, /docs; README)."""
     stall_seconds: Annotated[float, Field(gt=0)] = 30.0

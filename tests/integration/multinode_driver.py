@@ -18,7 +18,6 @@ import traceback
 import ray
 
 from actors.fleet import produce_events
-from actors.names import NAMESPACE
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
 from reducer.nodes.stats import as_json
@@ -57,7 +56,7 @@ def main() -> None:
     parser.add_argument("--worker-temp-dir", required=True)
     args = parser.parse_args()
 
-    ray.init(address=args.address, _node_ip_address=args.node_ip, namespace=NAMESPACE)
+    ray.init(address=args.address, _node_ip_address=args.node_ip, namespace="codegen-metrics-tests")
     kafka_settings = KafkaSettings(
         bootstrap_servers=args.bootstrap_servers, topic_prefix=args.prefix, group_id=args.prefix
     )

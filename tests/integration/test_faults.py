@@ -15,7 +15,7 @@ import ray
 
 from actors import kafka
 from actors.fleet import produce_events
-from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
+from actors.names import COORDINATOR, INTENT_EXECUTOR, ingest_name, window_name
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings
 from tests.integration.test_pipeline import assert_exact, expected_all, fleet, settings_for
@@ -73,8 +73,8 @@ def applied(pipeline: Pipeline) -> int:
     return sum(w.events_applied for w in pipeline.stats().windows)
 
 
-def kill(name: str) -> None:
-    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+def kill(pipeline: Pipeline, name: str) -> None:
+    ray.kill(ray.get_actor(name, namespace=pipeline.namespace), no_restart=True)
 
 
 class Feeder(threading.Thread):
@@ -138,7 +138,7 @@ def test_killing_a_stateful_actor_mid_stream_restores_from_the_checkpoint_exactl
     ray_session: None, kafka_settings: KafkaSettings, victim: str
 ) -> None:
     finals, expected, actions = run_with_fault(
-        kafka_settings, lambda _pipeline: kill(victim), seed=21
+        kafka_settings, lambda pipeline: kill(pipeline, victim), seed=21
     )
     assert any("restored the pipeline from the latest checkpoint" in a for a in actions), actions
     assert_exact(finals, expected)
@@ -148,7 +148,7 @@ def test_killing_the_intent_executor_restarts_it_and_loses_no_update(
     ray_session: None, kafka_settings: KafkaSettings
 ) -> None:
     finals, expected, actions = run_with_fault(
-        kafka_settings, lambda _pipeline: kill(INTENT_EXECUTOR), seed=22
+        kafka_settings, lambda pipeline: kill(pipeline, INTENT_EXECUTOR), seed=22
     )
     assert "restarted the intent executor" in actions
     assert_exact(finals, expected)

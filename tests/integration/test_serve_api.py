@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors import kafka
 from actors.broker import free_port
 from actors.fleet import produce_events
-from actors.names import INTENT_EXECUTOR, NAMESPACE
+from actors.names import INTENT_EXECUTOR, namespace
 from actors.pipeline import Pipeline
 from actors.serve_app import VERSION, start_api, stop_api
 from cli.simulator import simulate_fleet
@@ -85,7 +85,7 @@ def live(ray_session: None, broker: str) -> Iterator[dict]:
     kafka.ensure_topics(kafka_settings, kafka_settings.input_topics)
     produce_events(kafka_settings, old + recent)
     pipeline = Pipeline(settings).start()
-    base = start_api(settings, "test-node")
+    base = start_api(settings, "test-node").url
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -98,7 +98,7 @@ def live(ray_session: None, broker: str) -> Iterator[dict]:
         live_at = datetime.fromisoformat(recent[-1]["timestamp"])
         yield {"base": base, "settings": settings, "old": old, "recent": recent, "at": live_at}
     finally:
-        stop_api()
+        stop_api(settings)
         pipeline.stop()
 
 
@@ -300,11 +300,12 @@ def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(
 def test_health_turns_degraded_without_the_executor_then_unhealthy_503_when_ingest_stops(
     live: dict,
 ) -> None:
-    ray.kill(ray.get_actor(INTENT_EXECUTOR, namespace=NAMESPACE))
+    where = namespace(live["settings"].instance)
+    ray.kill(ray.get_actor(INTENT_EXECUTOR, namespace=where))
     status, body = get_json(live["base"], "/health", token=None)
     assert status == 200 and body["status"] == "degraded"
     assert body["reasons"] == ["intent executor is down"]
-    ray.get(ray.get_actor("ingest-1", namespace=NAMESPACE).stop.remote())
+    ray.get(ray.get_actor("ingest-1", namespace=where).stop.remote())
     status, body = get_json(live["base"], "/health", token=None)
     assert status == 503 and body["status"] == "unhealthy"
     assert body["reasons"] == ["ingest-1 has stopped consuming", "intent executor is down"]

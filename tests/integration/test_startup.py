@@ -14,7 +14,7 @@ import pytest
 import ray
 
 from actors.fleet import produce_events
-from actors.names import COORDINATOR, INTENT_EXECUTOR, NAMESPACE, ingest_name, window_name
+from actors.names import COORDINATOR, INTENT_EXECUTOR, ingest_name, namespace, window_name
 from actors.pipeline import Pipeline
 from models.settings import KafkaSettings, Settings
 from tests.integration.test_faults import FAST, applied, drive, latest_finals
@@ -23,14 +23,14 @@ from tests.integration.test_pipeline import assert_exact, expected_all, fleet, s
 VICTIMS = [window_name(0), ingest_name(0), COORDINATOR, INTENT_EXECUTOR]
 
 
-def kill_when_it_appears(name: str, timeout: float = 60) -> threading.Thread:
+def kill_when_it_appears(name: str, where: str, timeout: float = 60) -> threading.Thread:
     """Kill the named actor as soon as it exists (in the background)."""
 
     def hunt() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+                ray.kill(ray.get_actor(name, namespace=where), no_restart=True)
                 return
             except ValueError:  # not there yet
                 time.sleep(0.01)
@@ -41,7 +41,7 @@ def kill_when_it_appears(name: str, timeout: float = 60) -> threading.Thread:
 
 
 def start_despite(settings: Settings, victim: str) -> Pipeline:
-    hunter = kill_when_it_appears(victim)
+    hunter = kill_when_it_appears(victim, namespace(settings.instance))
     pipeline = Pipeline(settings).start()
     hunter.join(60)
     assert not hunter.is_alive(), f"{victim} never appeared"
@@ -94,5 +94,5 @@ def test_a_death_right_after_start_up_is_recovered_and_nothing_is_lost(
     events = fleet(80, seed=47)
     produce_events(kafka_settings, events)
     pipeline = Pipeline(settings_for(kafka_settings, **FAST)).start()
-    ray.kill(ray.get_actor(victim, namespace=NAMESPACE), no_restart=True)
+    ray.kill(ray.get_actor(victim, namespace=pipeline.namespace), no_restart=True)
     finish_exact(pipeline, kafka_settings, events)
