@@ -9,7 +9,10 @@ one ``math.fsum`` pass per value instead of a bignum operation per value.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
+
+from reducer import codec
 
 SCALE_BITS = 1074
 _ONE = 1 << SCALE_BITS
@@ -51,6 +54,18 @@ def to_float(scaled_value: int) -> float:
         return math.inf if scaled_value > 0 else -math.inf
 
 
+def finite(scaled_value: int, what: str) -> float:
+    """The sum as a float, correctly rounded; raises ValueError naming ``what`` if it is beyond
+    the largest double (a sum of finite values can be: two costs of 1e308)."""
+    value = to_float(scaled_value)
+    if math.isinf(value):
+        raise ValueError(
+            f"{what}: the exact sum {'-' if value < 0 else ''}2**"
+            f"{scaled_value.bit_length() - SCALE_BITS - 1} or more exceeds the float range"
+        )
+    return value
+
+
 def ratio(scaled_value: int, count: int) -> float:
     """Correctly rounded ``sum / count`` (0.0 when count is 0)."""
     return scaled_value / (count << SCALE_BITS) if count else 0.0
@@ -64,9 +79,25 @@ def encode(scaled_value: int) -> list[int | str]:
     return [format(scaled_value >> shift, "x"), shift]
 
 
-def decode(obj: Iterable[int | str]) -> int:
-    mantissa, shift = obj
-    return int(str(mantissa), 16) << int(shift)
+MAX_SCALED = scaled(sys.float_info.max)
+"""The largest finite double times 2**1074: a sum of n finite values is at most n times it."""
+_MAX_BITS = MAX_SCALED.bit_length() + codec.MAX_COUNT.bit_length()
+_MAX_DIGITS = -(-_MAX_BITS // 4) + 1  # hex digits of the largest total, and a sign
+
+
+def decode(obj: Iterable[int | str], what: str = "exact sum") -> int:
+    """Inverse of ``encode``; raises StateCodecError (before allocating) for a total of more
+    than 2161 bits, the most ``codec.MAX_COUNT`` finite doubles can sum to."""
+    mantissa, shift = codec.items(obj, what, length=2)
+    digits = codec.text(mantissa, what, _MAX_DIGITS)
+    shift = codec.integer(shift, what, 0, _MAX_BITS)
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        raise codec.fail(what, "is not a hexadecimal integer") from None
+    if value.bit_length() + shift > _MAX_BITS:
+        raise codec.fail(what, f"has more than {_MAX_BITS} bits")
+    return value << shift
 
 
 class ExactMean:
@@ -103,5 +134,13 @@ class ExactMean:
         return [encode(self.total), self.count]
 
     @classmethod
-    def from_obj(cls, obj: list) -> ExactMean:
-        return cls(decode(obj[0]), int(obj[1]))
+    def from_obj(cls, obj: list, what: str = "exact mean") -> ExactMean:
+        """Inverse of ``to_obj``; raises StateCodecError unless the total is a sum of ``count``
+        finite doubles could have (at most count times the largest double), so every mean is
+        finite."""
+        total, count = codec.items(obj, what, length=2)
+        count = codec.count(count, what)
+        total = decode(total, what)
+        if abs(total) > count * MAX_SCALED:
+            raise codec.fail(what, f"has a sum no {count} finite values can have")
+        return cls(total, count)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from reducer.exact import ExactMean, to_float
+from reducer import codec
+from reducer.exact import ExactMean, finite, to_float
 from reducer.sketch import QuantileStore
 
 OTHER_KEY = "__other__"
@@ -24,6 +26,10 @@ OTHER_KEY = "__other__"
 class Accumulator(Protocol):
     def merge_from(self, other: Self) -> None: ...
     def to_obj(self) -> Any: ...
+    @property
+    def weight(self) -> int:
+        """How many events it summarises: the largest are kept when a breakdown is trimmed."""
+        ...
 
 
 A = TypeVar("A", bound=Accumulator)
@@ -127,10 +133,42 @@ class Breakdown(Generic[A]):
     def to_obj(self) -> list:
         return [[key, entry.to_obj()] for key, entry in self.items()]
 
-    def load(self, obj: list, decode: Callable[[Any], A]) -> Self:
-        for key, entry in obj:
+    def load(self, obj: list, decode: Callable[[Any], A], what: str = "breakdown") -> Self:
+        """Merge in the keys of ``to_obj``'s output; raises StateCodecError (before decoding
+        any entry) unless it is at most ``max_keys`` + 1 distinct keys (``__other__`` at most
+        once), none longer than ``max_key_length``."""
+        pairs = codec.items(obj, what, most=self.max_keys + 1)
+        keys = set()
+        for pair in pairs:
+            key, _ = codec.items(pair, what + " entry", length=2)
+            if key != OTHER_KEY:
+                codec.text(key, what + " key", self.max_key_length)
+            keys.add(key)
+        if len(keys) != len(pairs):
+            raise codec.fail(what, "repeats a key")
+        if OTHER_KEY not in keys and len(keys) > self.max_keys:
+            raise codec.fail(what, f"has more than {self.max_keys} keys besides {OTHER_KEY}")
+        for key, entry in pairs:
             self.slot(key).merge_from(decode(entry))
         return self
+
+    def top(self, keep: int, *, with_other: bool = True) -> Breakdown[A]:
+        """A breakdown of the ``keep`` keys of largest ``weight`` (ties: the smaller key) whose
+        ``__other__`` merges every other key exactly (and this one's ``__other__`` if
+        ``with_other``). Shares the kept accumulators; changes nothing here. Only for reading:
+        adding to it would not follow the bottom-k rule."""
+        ranked = sorted(self.entries.items(), key=lambda item: (-item[1].weight, item[0]))
+        trimmed: Breakdown[A] = Breakdown(self._factory, self.max_keys, self.max_key_length)
+        trimmed.entries = dict(ranked[:keep])
+        folded = ranked[keep:]
+        if folded or (with_other and self.other is not None):
+            other = self._factory()
+            if with_other and self.other is not None:
+                other.merge_from(self.other)
+            for _, entry in folded:
+                other.merge_from(entry)
+            trimmed.other = other
+        return trimmed
 
 
 class Count:
@@ -144,8 +182,16 @@ class Count:
     def merge_from(self, other: Count) -> None:
         self.n += other.n
 
+    @property
+    def weight(self) -> int:
+        return self.n
+
     def to_obj(self) -> int:
         return self.n
+
+    @classmethod
+    def from_obj(cls, obj: int, what: str = "count") -> Count:
+        return cls(codec.count(obj, what))
 
 
 class DurationStats:
@@ -163,6 +209,10 @@ class DurationStats:
 
     @property
     def count(self) -> int:
+        return self.durations.count
+
+    @property
+    def weight(self) -> int:
         return self.durations.count
 
     def add_durations(self, values: list[float]) -> None:
@@ -188,16 +238,29 @@ class DurationStats:
         ]
 
     @classmethod
-    def from_obj(cls, obj: list, exact_cap: int, relative_accuracy: float) -> DurationStats:
+    def from_obj(
+        cls, obj: list, exact_cap: int, relative_accuracy: float, what: str = "duration stats"
+    ) -> DurationStats:
+        """Inverse of ``to_obj``; raises StateCodecError unless it is consistent: as many
+        percentile values as durations, and no more failures, qualities or costs than that."""
+        durations, quantiles, failures, quality, tokens, cost = codec.items(obj, what, length=6)
         stats = cls(exact_cap, relative_accuracy)
-        stats.durations = ExactMean.from_obj(obj[0])
-        stats.quantiles = QuantileStore.from_obj(obj[1], exact_cap, relative_accuracy)
-        stats.failures = int(obj[2])
-        stats.quality = ExactMean.from_obj(obj[3])
-        stats.tokens = int(obj[4])
-        stats.cost = ExactMean.from_obj(obj[5])
+        stats.durations = ExactMean.from_obj(durations, what + " durations")
+        n = stats.durations.count
+        stats.quantiles = QuantileStore.from_obj(
+            quantiles, exact_cap, relative_accuracy, what + " quantiles"
+        )
+        stats.failures = codec.count(failures, what + " failures", n)
+        stats.quality = ExactMean.from_obj(quality, what + " quality")
+        stats.tokens = codec.count(tokens, what + " tokens", MAX_TOKEN_TOTAL)
+        stats.cost = ExactMean.from_obj(cost, what + " cost")
+        if stats.quantiles.count != n or stats.quality.count > n or stats.cost.count > n:
+            raise codec.fail(what, "has counts that disagree")
         return stats
 
+
+MAX_TOKEN_TOTAL = (1 << 127) - 1
+"""Largest token total a state may hold (``codec.MAX_COUNT`` events of 2**64 tokens each)."""
 
 # Workflow status bits: OR-ed, so the status never depends on the order events arrive in.
 STARTED, STAGED, COMPLETED, FAILED = 1, 2, 4, 8
@@ -236,13 +299,26 @@ class WorkflowSummary:
         self.duration.merge_from(other.duration)
         self.cost.merge_from(other.cost)
 
-    def row(self) -> dict[str, Any]:
+    @property
+    def weight(self) -> int:
+        """Its stage, completed and failed events (started events carry no value to count)."""
+        return self.stage_time.count + self.duration.count
+
+    def row(self, key: str = "workflow") -> dict[str, Any]:
+        """Raises ValueError, naming ``key`` and the field, if a sum exceeds the float range."""
+        stage_time = to_float(self.stage_time.total)
+        duration = to_float(self.duration.total)
+        cost = to_float(self.cost.total)
+        if not math.isfinite(stage_time + duration + cost):
+            finite(self.stage_time.total, f"workflow_metrics[{key}].stage_time_seconds")
+            finite(self.duration.total, f"workflow_metrics[{key}].total_duration_seconds")
+            finite(self.cost.total, f"workflow_metrics[{key}].total_cost_usd")
         return {
             "status": _STATUS_NAMES[self.status & 15],
             "stages_seen": list(_STAGES_SEEN[self.stages & _STAGE_BITS]),
-            "stage_time_seconds": to_float(self.stage_time.total),
-            "total_duration_seconds": to_float(self.duration.total),
-            "total_cost_usd": to_float(self.cost.total),
+            "stage_time_seconds": stage_time,
+            "total_duration_seconds": duration,
+            "total_cost_usd": cost,
         }
 
     def to_obj(self) -> list:
@@ -255,10 +331,16 @@ class WorkflowSummary:
         ]
 
     @classmethod
-    def from_obj(cls, obj: list) -> WorkflowSummary:
+    def from_obj(cls, obj: list, what: str = "workflow") -> WorkflowSummary:
+        """Inverse of ``to_obj``; raises StateCodecError unless the status is 4 bits and the
+        stages seen are stage numbers 1..8."""
+        status, stages, stage_time, duration, cost = codec.items(obj, what, length=5)
         summary = cls()
-        summary.status, summary.stages = int(obj[0]), int(obj[1])
-        summary.stage_time = ExactMean.from_obj(obj[2])
-        summary.duration = ExactMean.from_obj(obj[3])
-        summary.cost = ExactMean.from_obj(obj[4])
+        summary.status = codec.integer(status, what + " status", 0, 15)
+        summary.stages = codec.integer(stages, what + " stages", 0, _STAGE_BITS)
+        if summary.stages & ~_STAGE_BITS:
+            raise codec.fail(what + " stages", "has a stage number outside 1..8")
+        summary.stage_time = ExactMean.from_obj(stage_time, what + " stage time")
+        summary.duration = ExactMean.from_obj(duration, what + " duration")
+        summary.cost = ExactMean.from_obj(cost, what + " cost")
         return summary

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import base64
 import math
+import sys
 from array import array
 
 import numpy as np
 
+from reducer import codec
 from reducer.percentile import nearest_rank
 
 BIN_LIMIT = 4096
 PENDING_LIMIT = 4096  # sketch mode: values held before one binning pass (32 KB at most)
 MIN_INDEXABLE = 2.2250738585072014e-308  # smallest normal double; smaller values count as zero
+_LOG_RANGE = max(-math.log(MIN_INDEXABLE), math.log(sys.float_info.max))  # 709.78
 
 
 class LogSketch:
@@ -42,6 +45,8 @@ class LogSketch:
         self.relative_accuracy = relative_accuracy
         self.gamma = (1 + relative_accuracy) / (1 - relative_accuracy)
         self.log_gamma = math.log(self.gamma)
+        if not self.log_gamma > 0:  # below about 1e-16, gamma rounds to 1
+            raise ValueError(f"relative_accuracy {relative_accuracy} is too small for a double")
         self.counts = np.zeros(0, dtype=np.int64)
         self.offset = 0
         self.zero_count = 0
@@ -91,7 +96,16 @@ class LogSketch:
         cumulative = np.cumsum(self.counts)
         index = int(np.searchsorted(cumulative, rank - self.zero_count))
         index = min(index, self.counts.size - 1)
-        return 2 * self.gamma ** (self.offset + index) / (self.gamma + 1)
+        try:
+            return 2 * self.gamma ** (self.offset + index) / (self.gamma + 1)
+        except OverflowError:  # the top bin of values near the largest double
+            return math.inf
+
+    @property
+    def key_bound(self) -> int:
+        """Largest magnitude of a bin key: the key of the largest double (or of the smallest
+        normal one, whichever is further from 1)."""
+        return math.ceil(_LOG_RANGE / self.log_gamma) + 1
 
     def to_obj(self) -> dict:
         return {
@@ -102,11 +116,23 @@ class LogSketch:
         }
 
     @classmethod
-    def from_obj(cls, obj: dict) -> LogSketch:
-        sketch = cls(float(obj["a"]))
-        sketch.zero_count = int(obj["z"])
-        sketch.offset = int(obj["o"])
-        sketch.counts = np.frombuffer(base64.b64decode(obj["c"]), dtype="<i8").astype(np.int64)
+    def from_obj(cls, obj: dict, relative_accuracy: float, what: str = "sketch") -> LogSketch:
+        """Inverse of ``to_obj`` for a sketch of ``relative_accuracy``; raises StateCodecError
+        (before allocating) unless it has at most ``BIN_LIMIT`` non-negative bins whose keys
+        lie within ``key_bound``."""
+        if codec.real(codec.field(obj, "a", what), what + ".a") != relative_accuracy:
+            raise codec.fail(what, f"is not of relative accuracy {relative_accuracy}")
+        sketch = cls(relative_accuracy)
+        sketch.zero_count = codec.count(codec.field(obj, "z", what), what + ".z")
+        bound = sketch.key_bound
+        sketch.offset = codec.integer(codec.field(obj, "o", what), what + ".o", -bound, bound)
+        raw = codec.b64(codec.field(obj, "c", what), what + ".c", 8 * BIN_LIMIT, 8)
+        counts = np.frombuffer(raw, dtype="<i8").astype(np.int64)
+        if sketch.offset + counts.size - 1 > bound:
+            raise codec.fail(what, f"has bins beyond key {bound}")
+        if counts.size and int(counts.min()) < 0:
+            raise codec.fail(what, "has a negative bin count")
+        sketch.counts = counts
         return sketch
 
 
@@ -224,14 +250,39 @@ class QuantileStore:
         return obj
 
     @classmethod
-    def from_obj(cls, obj: dict, exact_cap: int, relative_accuracy: float) -> QuantileStore:
+    def from_obj(
+        cls, obj: dict, exact_cap: int, relative_accuracy: float, what: str = "quantiles"
+    ) -> QuantileStore:
+        """Inverse of ``to_obj``; raises StateCodecError (before allocating) unless the store is
+        consistent: exact samples (finite, at most ``exact_cap``, as many as the count, with
+        the recorded min and max) or a sketch whose bins hold the count."""
         store = cls(exact_cap, relative_accuracy)
-        store.count = int(obj["n"])
+        store.count = codec.count(codec.field(obj, "n", what), what + ".n")
         if store.count:
-            store.min, store.max = float(obj["lo"]), float(obj["hi"])
+            store.min = codec.real(codec.field(obj, "lo", what), what + ".lo")
+            store.max = codec.real(codec.field(obj, "hi", what), what + ".hi")
+            if store.min > store.max:
+                raise codec.fail(what, "has a min above its max")
+        if ("s" in obj) == ("k" in obj):
+            raise codec.fail(what, "must hold either samples or a sketch")
         if "s" in obj:
-            store.samples = array("d", base64.b64decode(obj["s"]))
+            if store.count > exact_cap:
+                raise codec.fail(what, f"holds {store.count} exact samples, more than {exact_cap}")
+            raw = codec.b64(obj["s"], what + ".s", 8 * store.count, 8)
+            values = np.frombuffer(raw, dtype=np.float64)
+            if values.size != store.count:
+                raise codec.fail(what, f"holds {values.size} samples, not {store.count}")
+            if values.size and not (
+                np.isfinite(values).all()
+                and float(values.min()) == store.min
+                and float(values.max()) == store.max
+            ):
+                raise codec.fail(what, "has samples that are not finite or not within min/max")
+            store.samples = array("d", raw)
         else:
             store.samples = None
-            store.sketch = LogSketch.from_obj(obj["k"])
+            sketch = LogSketch.from_obj(obj["k"], relative_accuracy, what + ".k")
+            if sketch.zero_count + sum(sketch.counts.tolist()) != store.count:
+                raise codec.fail(what, f"has a sketch that does not hold {store.count} values")
+            store.sketch = sketch
         return store

@@ -10,6 +10,8 @@ exact (reducer.exact), every breakdown's kept keys depend only on the key set
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -18,6 +20,8 @@ from functools import lru_cache, partial
 from itertools import compress, repeat
 from operator import attrgetter
 from typing import Any
+
+from pydantic import ValidationError
 
 from models.events import (
     CodegenEvent,
@@ -29,11 +33,12 @@ from models.events import (
 from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import ReducerSettings
 from reducer import codec
-from reducer.distinct import DistinctCounter
-from reducer.exact import ExactMean, ratio
+from reducer.distinct import PRECISION, REGISTERS, DistinctCounter
+from reducer.exact import ExactMean, finite, ratio
 from reducer.groupings import (
     COMPLETED,
     FAILED,
+    MAX_TOKEN_TOTAL,
     STAGED,
     STARTED,
     Breakdown,
@@ -111,6 +116,9 @@ def cost_bucket_labels(edges: list[float]) -> list[str]:
     labels.append(f">={edges[-1]:g}")
     return labels
 
+
+_HEX = re.compile("[0-9a-fA-F]*")
+_MAX_RHO = 64 - PRECISION + 1  # a HyperLogLog register: the rank of a 48-bit remainder
 
 _MEANS = ("durations", "failed_partial", "quality", "coverage", "complexity", "cost")
 _DURATION_KEYED = ("stages", "models", "node_types")
@@ -476,45 +484,118 @@ class AggregationState:
 
     @classmethod
     def from_obj(cls, body: dict[str, Any]) -> AggregationState:
-        """Inverse of ``to_obj``; raises ValueError, KeyError, TypeError or IndexError."""
-        settings = ReducerSettings.model_validate(body["settings"])
+        """Inverse of ``to_obj``; raises StateCodecError (a ValueError) for anything else.
+
+        Every part is checked before it is built (types, counts, sizes: see ``reducer.codec``),
+        and the parts must agree: as many durations, qualities, costs, percentile values,
+        quality-bucket and cost-bucket entries as completed events, as many partial durations
+        as failed ones. A state that passes can be merged, aggregated into and turned into
+        metrics (``to_metrics`` may still find a sum beyond the float range: ValueError)."""
+        f = codec.field
+        try:
+            settings = ReducerSettings.model_validate(f(body, "settings", "body"))
+        except ValidationError as exc:
+            raise codec.fail("settings", f"are invalid ({exc.error_count()} errors)") from exc
+        if not all(map(math.isfinite, settings.cost_bucket_edges + settings.quality_bucket_edges)):
+            raise codec.fail("settings", "have a bucket edge that is not finite")
+        alpha = settings.sketch_relative_accuracy
+        if not math.log((1 + alpha) / (1 - alpha)) > 0:
+            raise codec.fail("settings", f"have a relative accuracy {alpha} too small for a double")
         state = cls(settings)
         cap, alpha = settings.exact_percentile_cap, settings.sketch_relative_accuracy
-        state.events_by_type = [int(n) for n in body["by_type"]]
-        state.events_invalid = int(body["invalid"])
-        state.late_arrivals = int(body.get("late", 0))
+        state.events_by_type = [
+            codec.count(n, "by_type") for n in codec.items(f(body, "by_type", "body"), "by_type", 4)
+        ]
+        state.events_invalid = codec.count(f(body, "invalid", "body"), "invalid")
+        state.late_arrivals = codec.count(body.get("late", 0), "late")
+        means = codec.mapping(f(body, "means", "body"), "means")
         for name in _MEANS:
-            setattr(state, name, ExactMean.from_obj(body["means"][name]))
-        state.duration_quantiles = QuantileStore.from_obj(body["quantiles"], cap, alpha)
-        state.tokens = int(body["tokens"])
-        state.intelligence_enabled, state.patterns_applied = (int(n) for n in body["intelligence"])
-        state.quality_buckets = [int(n) for n in body["quality_buckets"]]
-        counts, costs = body["cost_buckets"]
-        state.cost_bucket_counts = [int(n) for n in counts]
-        state.cost_bucket_costs = [ExactMean.from_obj(c) for c in costs]
+            setattr(state, name, ExactMean.from_obj(f(means, name, "means"), name))
+        state.duration_quantiles = QuantileStore.from_obj(
+            f(body, "quantiles", "body"), cap, alpha, "quantiles"
+        )
+        state.tokens = codec.count(f(body, "tokens", "body"), "tokens", MAX_TOKEN_TOTAL)
+        intelligence = codec.items(f(body, "intelligence", "body"), "intelligence", 2)
+        state.intelligence_enabled, state.patterns_applied = (
+            codec.count(n, "intelligence") for n in intelligence
+        )
+        state.quality_buckets = [
+            codec.count(n, "quality_buckets")
+            for n in codec.items(f(body, "quality_buckets", "body"), "quality_buckets", 3)
+        ]
+        buckets = len(settings.cost_bucket_edges) + 1
+        counts, costs = codec.items(f(body, "cost_buckets", "body"), "cost_buckets", 2)
+        state.cost_bucket_counts = [
+            codec.count(n, "cost bucket count")
+            for n in codec.items(counts, "cost_buckets", buckets)
+        ]
+        state.cost_bucket_costs = [
+            ExactMean.from_obj(c, "cost bucket")
+            for c in codec.items(costs, "cost_buckets", buckets)
+        ]
+        breakdowns = codec.mapping(f(body, "breakdowns", "body"), "breakdowns")
         for name in _DURATION_KEYED:
             getattr(state, name).load(
-                body["breakdowns"][name], lambda o: DurationStats.from_obj(o, cap, alpha)
+                f(breakdowns, name, "breakdowns"),
+                lambda o, name=name: DurationStats.from_obj(o, cap, alpha, name),
+                name,
             )
         for name in _COUNT_KEYED:
-            getattr(state, name).load(body["breakdowns"][name], lambda o: Count(int(o)))
-        state.workflows.load(body["workflows"], WorkflowSummary.from_obj)
+            getattr(state, name).load(
+                f(breakdowns, name, "breakdowns"),
+                lambda o, name=name: Count.from_obj(o, name),
+                name,
+            )
+        state.workflows.load(f(body, "workflows", "body"), WorkflowSummary.from_obj, "workflows")
         state.distinct_workflows = DistinctCounter.from_obj(
-            body["distinct"], settings.exact_distinct_cap
+            _checked_distinct(f(body, "distinct", "body"), settings.exact_distinct_cap),
+            settings.exact_distinct_cap,
         )
+        state._check_counts()
         return state
+
+    def _check_counts(self) -> None:
+        """The per-event parts of a decoded state agree with its event counts."""
+        _, _, completed, failed = self.events_by_type
+        per_completed = {
+            "durations": self.durations.count,
+            "quality": self.quality.count,
+            "cost": self.cost.count,
+            "quantiles": self.duration_quantiles.count,
+            "quality_buckets": sum(self.quality_buckets),
+            "cost_buckets": sum(self.cost_bucket_counts),
+        }
+        for name, n in per_completed.items():
+            if n != completed:
+                raise codec.fail(name, f"count {n} is not the {completed} completed events")
+        if self.failed_partial.count != failed:
+            raise codec.fail("failed_partial", f"count is not the {failed} failed events")
+        for name in ("coverage", "complexity"):
+            if getattr(self, name).count > completed:
+                raise codec.fail(name, f"count exceeds the {completed} completed events")
+        if self.intelligence_enabled > completed:
+            raise codec.fail("intelligence", f"count exceeds the {completed} completed events")
+        for n, cost in zip(self.cost_bucket_counts, self.cost_bucket_costs, strict=True):
+            if cost.count != n:
+                raise codec.fail("cost_buckets", "counts disagree with their sums")
 
     def to_bytes(self) -> bytes:
         return codec.pack(self.to_obj())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AggregationState:
-        """Raises ``StateCodecError`` (a ValueError) on anything unreadable."""
+        """Raises ``StateCodecError`` (a ValueError), and nothing else, for any bytes that are
+        not a state ``to_bytes`` could have written; reading costs at most about 64 MB of
+        memory (see ``reducer.codec``), whatever the bytes."""
         body = codec.unpack(data)
         try:
             return cls.from_obj(body)
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise codec.StateCodecError(f"unreadable AggregationState body: {exc}") from exc
+        except codec.StateCodecError:
+            raise
+        except _UNCHECKED as exc:  # a gap in the checks; tests assert this never happens
+            raise codec.StateCodecError(
+                f"unreadable AggregationState body (unchecked): {exc!r:.200}"
+            ) from exc
 
     # -- results -------------------------------------------------------------------------------
 
@@ -524,6 +605,9 @@ class AggregationState:
         window_start: datetime | None = None,
         window_end: datetime | None = None,
     ) -> ModelMetricsState:
+        """The metrics of every event aggregated here. Raises ValueError naming the field if an
+        exact sum (a cost total, a workflow's durations) exceeds the float range: no metric is
+        ever published as inf (such a state is corrupt or its input was)."""
         started, _staged, completed, failed = self.events_by_type
         finished = completed + failed
         q = self.duration_quantiles
@@ -547,21 +631,14 @@ class AggregationState:
             "avg_test_coverage": self.coverage.mean if self.coverage.count else None,
             "avg_complexity_score": self.complexity.mean if self.complexity.count else None,
             "total_tokens": self.tokens,
-            "total_cost_usd": self.cost.sum,
+            "total_cost_usd": finite(self.cost.total, "total_cost_usd"),
             "avg_cost_per_generation": ratio(self.cost.total, completed),
             "intelligence_enabled_count": self.intelligence_enabled,
             "avg_patterns_applied": self.patterns_applied / completed if completed else 0.0,
-            "avg_stage_durations": {k: v.durations.mean for k, v in self.stages.items() if v.count},
-            "stage_metrics": {k: _stage_row(v) for k, v in self.stages.items()},
-            "model_metrics": {k: _generation_row(v, cost=True) for k, v in self.models.items()},
-            "node_type_metrics": {
-                k: _generation_row(v, cost=False) for k, v in self.node_types.items()
-            },
-            "failures_by_stage": {k: v.n for k, v in self.failures_by_stage.items()},
-            "failures_by_error_code": {k: v.n for k, v in self.failures_by_error_code.items()},
+            **breakdown_fields(self.breakdowns()),
             "quality_score_buckets": dict(zip(QUALITY_BUCKETS, self.quality_buckets, strict=True)),
             "cost_buckets": {
-                label: {"count": n, "total_cost_usd": c.sum}
+                label: {"count": n, "total_cost_usd": finite(c.total, f"cost_buckets[{label}]")}
                 for label, n, c in zip(
                     cost_bucket_labels(self.settings.cost_bucket_edges),
                     self.cost_bucket_counts,
@@ -569,7 +646,6 @@ class AggregationState:
                     strict=True,
                 )
             },
-            "workflow_metrics": {k: v.row() for k, v in self.workflows.entries.items()},
             "workflows_evicted": max(distinct - len(self.workflows.entries), 0),
             "workflow_ids_tracked": distinct,
             "workflow_ids_exact": self.distinct_workflows.exact,
@@ -583,6 +659,70 @@ class AggregationState:
         if window_end is not None:
             fields["window_end"] = window_end
         return ModelMetricsState(**fields)
+
+    def breakdowns(self) -> dict[str, Breakdown]:
+        """Every keyed breakdown by name (``BREAKDOWNS``)."""
+        return {name: getattr(self, name) for name in BREAKDOWNS}
+
+
+def breakdown_fields(breakdowns: dict[str, Breakdown], *, workflow_other: bool = False) -> dict:
+    """The metrics fields made of keyed breakdowns (``AggregationState.breakdowns``): stage,
+    model and node-type rows, failures by stage and error code, workflow rows. Workflow rows
+    are the kept workflows only, plus ``__other__`` if ``workflow_other``. Raises ValueError
+    naming the row if a cost or workflow sum exceeds the float range."""
+    stages = breakdowns["stages"]
+    return {
+        "avg_stage_durations": {k: v.durations.mean for k, v in stages.items() if v.count},
+        "stage_metrics": {k: _stage_row(v) for k, v in stages.items()},
+        "model_metrics": {
+            k: _generation_row(v, k, cost=True) for k, v in breakdowns["models"].items()
+        },
+        "node_type_metrics": {
+            k: _generation_row(v, k, cost=False) for k, v in breakdowns["node_types"].items()
+        },
+        "failures_by_stage": {k: v.n for k, v in breakdowns["failures_by_stage"].items()},
+        "failures_by_error_code": {k: v.n for k, v in breakdowns["failures_by_error_code"].items()},
+        "workflow_metrics": {
+            k: v.row(k)
+            for k, v in (
+                breakdowns["workflows"].items()
+                if workflow_other
+                else breakdowns["workflows"].entries.items()
+            )
+        },
+    }
+
+
+_UNCHECKED = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
+"""What a gap in ``from_obj``'s checks could raise; ``from_bytes`` still turns it into a
+StateCodecError, and the fuzz tests fail if one ever does (``__cause__`` is then set)."""
+
+
+def _checked_distinct(obj: Any, exact_cap: int) -> dict:
+    """The distinct-id counter's body, checked for ``DistinctCounter.from_obj``: at most
+    ``exact_cap`` ids of 1..32 hex digits, or exactly ``REGISTERS`` registers of at most 49."""
+    obj = codec.mapping(obj, "distinct")
+    if ("ids" in obj) == ("hll" in obj):
+        raise codec.fail("distinct", "must hold either ids or registers")
+    if "ids" in obj:
+        ids = codec.items(obj["ids"], "distinct ids", most=exact_cap)
+        for i in ids:
+            codec.text(i, "distinct id", 32)
+        if not all(ids) or not _HEX.fullmatch("".join(ids)):
+            raise codec.fail("distinct ids", "are not all hexadecimal")
+    else:
+        registers = codec.b64(obj["hll"], "distinct registers", REGISTERS)
+        if len(registers) != REGISTERS or max(registers) > _MAX_RHO:
+            raise codec.fail("distinct registers", f"are not {REGISTERS} values <= {_MAX_RHO}")
+    return obj
 
 
 def _by_slot(breakdown: Breakdown, grouped: dict[str, list]) -> list[tuple[Any, list]]:
@@ -614,7 +754,7 @@ def _stage_row(stats: DurationStats) -> dict[str, Any]:
     }
 
 
-def _generation_row(stats: DurationStats, *, cost: bool) -> dict[str, Any]:
+def _generation_row(stats: DurationStats, key: str, *, cost: bool) -> dict[str, Any]:
     row: dict[str, Any] = {
         "total_generations": stats.count,
         "avg_duration_seconds": stats.durations.mean,
@@ -623,6 +763,9 @@ def _generation_row(stats: DurationStats, *, cost: bool) -> dict[str, Any]:
     }
     if cost:
         row["total_tokens"] = stats.tokens
-        row["total_cost_usd"] = stats.cost.sum
+        total = stats.cost.sum
+        if math.isinf(total):
+            finite(stats.cost.total, f"model_metrics[{key}].total_cost_usd")
+        row["total_cost_usd"] = total
         row["avg_cost_per_generation"] = stats.cost.mean
     return row

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import math
 import weakref
 
 import numpy as np
@@ -236,11 +235,14 @@ def test_tokens_and_cost_are_sums_and_cost_per_generation_divides_by_successes()
     assert m.avg_cost_per_generation == 0.5
 
 
-def test_costs_beyond_the_largest_double_do_not_break_aggregation() -> None:
-    m = metrics_of([completed(total_cost_usd=1e308), completed(total_cost_usd=1e308)])
+def test_costs_beyond_the_largest_double_are_aggregated_but_refused_as_metrics() -> None:
+    state = AggregationState().add_batch(
+        [completed(total_cost_usd=1e308), completed(total_cost_usd=1e308)]
+    )
 
-    assert m.total_cost_usd == math.inf
-    assert m.avg_cost_per_generation == 1e308
+    assert state.cost.mean == 1e308  # the exact sum is kept: the mean is still right
+    with pytest.raises(ValueError, match=r"^total_cost_usd: .*exceeds the float range"):
+        state.to_metrics()
 
 
 # -- intelligence --------------------------------------------------------------------------------
