@@ -15,10 +15,11 @@ Python work is done per id except computing the key. ``to_bytes`` writes the arr
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import struct
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -37,6 +38,9 @@ the merge's cost of n, spread over as many ids, is no more."""
 _MAGIC = b"DDP1"
 _HEAD = struct.Struct("<4sQI")  # magic, dropped, number of hours
 _HOUR_HEAD = struct.Struct("<qQ")  # hour number (hours since the epoch), number of ids
+FIRST_HOUR = hour_number(datetime.min.replace(tzinfo=UTC))
+LAST_HOUR = hour_number(datetime.max.replace(tzinfo=UTC))
+"""Hour numbers a datetime can start (years 1 .. 9999)."""
 
 
 def id_key(event: CodegenEvent) -> int:
@@ -205,8 +209,12 @@ class DedupFilter:
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview, horizon_seconds: float) -> DedupFilter:
-        """Inverse of ``to_bytes``; raises ValueError on anything malformed."""
-        view = memoryview(data)
+        """Inverse of ``to_bytes``; raises ValueError, and nothing else, on anything malformed:
+        the lengths must add up before any id is copied, so memory is at most the input's."""
+        try:
+            view = memoryview(data).cast("B")
+        except TypeError as exc:
+            raise ValueError(f"dedup section is not bytes: {type(data).__name__}") from exc
         if len(view) < _HEAD.size:
             raise ValueError("dedup section truncated")
         magic, dropped, count = _HEAD.unpack_from(view)
@@ -222,6 +230,8 @@ class DedupFilter:
         dedup = cls(horizon_seconds)
         dedup.dropped = dropped
         for hour, n in heads:
+            if not FIRST_HOUR <= hour <= LAST_HOUR:
+                raise ValueError(f"dedup hour {hour} is outside the years 1..9999")
             ids = np.frombuffer(view, dtype=_IDS, count=n, offset=offset).copy()
             offset += 8 * n
             if n > 1 and not bool(np.all(ids[1:] > ids[:-1])):
@@ -233,10 +243,25 @@ class DedupFilter:
 
     @classmethod
     def from_obj(cls, obj: dict, horizon_seconds: float) -> DedupFilter:
-        """The version-1 checkpoint form: ``{"dropped": n, "hours": {iso hour: base64 ids}}``."""
+        """The version-1 checkpoint form: ``{"dropped": n, "hours": {iso hour: base64 ids}}``.
+        Raises ValueError, and nothing else, for anything but that form."""
+        if not isinstance(obj, dict) or not isinstance(obj.get("hours"), dict):
+            raise ValueError("dedup section is not {'dropped': n, 'hours': {...}}")
+        dropped = obj.get("dropped")
+        if type(dropped) is not int or not 0 <= dropped <= _MASK:
+            raise ValueError("dedup dropped count is not a 64-bit count")
         dedup = cls(horizon_seconds)
-        dedup.dropped = int(obj["dropped"])
+        dedup.dropped = dropped
         for hour, data in obj["hours"].items():
-            ids = np.unique(np.frombuffer(base64.b64decode(data), dtype=_IDS))
-            dedup._hour(hour_number(datetime.fromisoformat(hour))).ids = ids.astype(_IDS)
+            if not isinstance(hour, str) or not isinstance(data, str):
+                raise ValueError(f"dedup hour {hour!r:.40} is not an ISO time with base64 ids")
+            try:
+                raw = base64.b64decode(data, validate=True)
+                start = datetime.fromisoformat(hour)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError(f"dedup hour {hour!r:.40} is unreadable: {exc}") from None
+            if len(raw) % 8:
+                raise ValueError(f"dedup ids of {hour!r:.40} are not whole 64-bit ids")
+            held = dedup._hour(hour_number(start))  # two spellings of one hour: keep both
+            held.ids = np.union1d(held.ids, np.frombuffer(raw, dtype=_IDS)).astype(_IDS)
         return dedup

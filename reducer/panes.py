@@ -14,6 +14,7 @@ starts over.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -195,24 +196,85 @@ class PaneStore:
         }
 
     def load(self, obj: dict) -> PaneStore:
-        """Merge a checkpointed store into this one (stores of several actors may be combined)."""
-        for hour, data in obj["panes"].items():
-            state = AggregationState.from_bytes(base64.b64decode(data))
-            start = datetime.fromisoformat(hour)
-            panes = self.panes
-            if start in panes:
-                panes[start].merge_in(state)
+        """Merge a checkpointed store into this one (stores of several actors may be combined).
+
+        Raises ValueError, and nothing else, for anything ``to_obj`` could not have written
+        with this store's settings; everything is decoded and checked before anything changes,
+        so a failed load leaves the store as it was."""
+        panes, rollups, late = self._read(obj)
+        for start, state in panes:
+            held = self.panes.get(start)
+            if held is None:
+                self.panes[start] = state
             else:
-                panes[start] = state
-        for window, start, data in obj["rollups"]:
-            key = (EnumMetricsWindow(window), datetime.fromisoformat(start))
-            state = AggregationState.from_bytes(base64.b64decode(data))
-            if key in self.rollups:
-                self.rollups[key].merge_in(state)
-            else:
+                held.merge_in(state)
+        for key, state in rollups:
+            held = self.rollups.get(key)
+            if held is None:
                 self.rollups[key] = state
-        self.late_events += int(obj["late_events"])
+            else:
+                held.merge_in(state)
+        self.late_events += late
         return self
+
+    def _read(
+        self, obj: dict
+    ) -> tuple[
+        list[tuple[datetime, AggregationState]], list[tuple[WindowKey, AggregationState]], int
+    ]:
+        """The panes, roll-ups and late count of ``to_obj``'s output, or ValueError."""
+        if not (
+            isinstance(obj, dict)
+            and isinstance(obj.get("panes"), dict)
+            and isinstance(obj.get("rollups"), list)
+        ):
+            raise ValueError("pane store is not {'panes': {...}, 'rollups': [...], ...}")
+        late = obj.get("late_events")
+        if type(late) is not int or late < 0:
+            raise ValueError("pane store late_events is not a count")
+        panes = []
+        for hour, data in obj["panes"].items():
+            start = _start(hour, HOUR)
+            panes.append((start, self._state(data, f"pane {hour!r:.40}")))
+        rollups = []
+        for item in obj["rollups"]:
+            if not (isinstance(item, list) and len(item) == 3):
+                raise ValueError(f"pane store roll-up {item!r:.80} is not [window, start, state]")
+            window, start, data = item
+            if window not in _WINDOW_VALUES:
+                raise ValueError(f"pane store roll-up window {window!r:.40} is unknown")
+            key = (EnumMetricsWindow(window), _start(start, EnumMetricsWindow(window)))
+            rollups.append((key, self._state(data, f"roll-up {window}:{start}")))
+        return panes, rollups, late
+
+    def _state(self, data: object, what: str) -> AggregationState:
+        if not isinstance(data, str):
+            raise ValueError(f"{what} is not base64 text")
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"{what} is not base64: {exc}") from None
+        state = AggregationState.from_bytes(raw)
+        if state.settings != self.settings:
+            raise ValueError(f"{what} was built with other reducer settings")
+        return state
+
+
+_WINDOW_VALUES = frozenset(w.value for w in EnumMetricsWindow)
+
+
+def _start(value: object, window: EnumMetricsWindow) -> datetime:
+    """An aware ISO time that starts a ``window``, or ValueError."""
+    if not isinstance(value, str):
+        raise ValueError(f"pane store time {value!r:.40} is not an ISO string")
+    start = datetime.fromisoformat(value)
+    try:
+        aligned = start.tzinfo is not None and window_bounds(start, window)[0] == start
+    except OverflowError:  # a week or month reaching past year 1 or 9999
+        aligned = False
+    if not aligned:
+        raise ValueError(f"pane store time {value!r:.40} is not the start of a {window} window")
+    return start
 
 
 def _b64(data: bytes) -> str:

@@ -125,17 +125,42 @@ class WatermarkTracker:
 
     def load(self, obj: dict, now: float) -> WatermarkTracker:
         """Restore progress; every partition holds the watermark back until its new owner
-        reports it drained."""
-        for topic, partition, max_time in obj["partitions"]:
-            observed = datetime.fromisoformat(max_time) if max_time else None
-            key = (topic, int(partition))
-            current = self.partitions.get(key)
-            if current is None or (
-                observed and (not current.max_event_time or observed > current.max_event_time)
+        reports it drained. Raises ValueError, and nothing else, for anything ``to_obj`` could
+        not have written (checked whole before anything changes)."""
+        partitions, current = _read(obj)
+        for key, observed in partitions:
+            progress = self.partitions.get(key)
+            if progress is None or (
+                observed and (not progress.max_event_time or observed > progress.max_event_time)
             ):
                 self.partitions[key] = _Progress(observed, now, now)
-        if obj["current"]:
-            restored = datetime.fromisoformat(obj["current"])
-            if self._current is None or restored < self._current:
-                self._current = restored
+        if current is not None and (self._current is None or current < self._current):
+            self._current = current
         return self
+
+
+def _read(obj: object) -> tuple[list[tuple[PartitionKey, datetime | None]], datetime | None]:
+    """The partitions and watermark of ``to_obj``'s output, or ValueError."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("partitions"), list):
+        raise ValueError("watermark state is not {'partitions': [...], 'current': ...}")
+    partitions = []
+    for item in obj["partitions"]:
+        if not (isinstance(item, list | tuple) and len(item) == 3):
+            raise ValueError(f"watermark partition {item!r:.80} is not [topic, partition, time]")
+        topic, partition, max_time = item
+        if not isinstance(topic, str) or type(partition) is not int or not 0 <= partition < 2**31:
+            raise ValueError(f"watermark partition {item!r:.80} has a bad topic or number")
+        partitions.append(((topic, partition), _time(max_time)))
+    return partitions, _time(obj.get("current"))
+
+
+def _time(value: object) -> datetime | None:
+    """An aware ISO time (or None): naive times would not compare with the others."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"watermark time {value!r:.80} is not an ISO string")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"watermark time {value!r:.80} has no time zone")
+    return parsed
