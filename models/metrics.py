@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.events import UtcDatetime, utc_now
 
@@ -33,14 +34,29 @@ _WINDOW_SECONDS = {
     EnumMetricsWindow.MONTHLY: 2592000,
 }
 
-Breakdown = dict[str, dict[str, Any]]
+
+def _finite_rows(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rows hold numbers of any shape (``Any``), which ``allow_inf_nan`` does not reach."""
+    for key, row in rows.items():
+        for name, value in row.items():
+            values = value if isinstance(value, list) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"{key}.{name} is not a finite number")
+    return rows
+
+
+Breakdown = Annotated[dict[str, dict[str, Any]], AfterValidator(_finite_rows)]
+"""Rows by key; every float in them finite."""
 UnitFloat = Annotated[float, Field(ge=0, le=1)]
 
 
 class MetricsBody(BaseModel):
-    """Every metric of a window; shared by ModelMetricsState and the published event."""
+    """Every metric of a window; shared by ModelMetricsState and the published event.
 
-    model_config = ConfigDict(extra="ignore")
+    Every float is finite: JSON has no inf or NaN (pydantic would write null, which this model
+    refuses to read back), so a non-finite value is refused here, where it is made."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     window_start: UtcDatetime = EPOCH
     window_end: UtcDatetime = EPOCH
@@ -83,6 +99,9 @@ class MetricsBody(BaseModel):
     workflows_evicted: int = 0
     workflow_ids_tracked: int = 0
     workflow_ids_exact: bool = True
+    breakdowns_truncated: bool = False
+    """Some breakdown keys (of the fewest events) were folded into ``__other__`` so the event
+    fits the broker's message size (reducer.budget); totals, means and percentiles are exact."""
     # Counters.
     events_processed: int = 0
     events_by_type: dict[str, int] = Field(default_factory=dict)

@@ -139,8 +139,8 @@ class ExactMean:
         finite doubles could have (at most count times the largest double), so every mean is
         finite."""
         total, count = codec.items(obj, what, length=2)
-        count = codec.count(count, what)
-        total = decode(total, what)
+        count = codec.count(count, what + ".count")
+        total = decode(total, what + ".sum")
         if abs(total) > count * MAX_SCALED:
             raise codec.fail(what, f"has a sum no {count} finite values can have")
         return cls(total, count)

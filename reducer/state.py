@@ -495,7 +495,9 @@ class AggregationState:
         try:
             settings = ReducerSettings.model_validate(f(body, "settings", "body"))
         except ValidationError as exc:
-            raise codec.fail("settings", f"are invalid ({exc.error_count()} errors)") from exc
+            first = exc.errors()[0]
+            problem = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+            raise codec.fail("settings", f"are invalid ({problem:.200})") from exc
         if not all(map(math.isfinite, settings.cost_bucket_edges + settings.quality_bucket_edges)):
             raise codec.fail("settings", "have a bucket edge that is not finite")
         alpha = settings.sketch_relative_accuracy
