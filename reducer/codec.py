@@ -15,19 +15,25 @@ reading costs memory in proportion to what a state can hold, never to what the b
 
 - ``inflate`` stops at ``MAX_BODY_BYTES`` (16 MiB) of JSON, however well the payload compresses
   (zlib reaches about 1000:1, so 1 MB could otherwise become 1 GB);
-- ``loads_bounded`` refuses, before parsing, JSON of more than ``MAX_TOKENS`` (262,144) values
-  or nested deeper than ``MAX_DEPTH`` (16): each value costs at most about 64 bytes of Python
-  objects once parsed, so parsing costs at most about 16 MiB beyond the text;
+- ``check_json`` refuses, before parsing, JSON that is not ASCII (``json.dumps`` writes ASCII),
+  holds more than ``MAX_TOKENS`` (262,144) values (each costs at most about 64 bytes of Python
+  objects), nests deeper than ``MAX_DEPTH`` (16), or has more than ``MAX_WIDE_CHARS`` (4 Mi)
+  characters in strings with ``\\u`` escapes (such a string may take 4 bytes a character);
 - every ``from_obj`` checks types, counts and sizes with the helpers below before it allocates.
+
+Decoding any bytes then peaks at about 3 x ``MAX_BODY_BYTES``: the worst shapes measured (16 MiB
+of 60-character strings; of those plus strings widened by an escape) peak at 45 and 53 MiB of
+traced memory, a 1 GiB zip bomb at 32 MiB.
 
 Why these numbers, with the default settings (``ReducerSettings()``): the largest parts of a
 state are exact duration samples (at most 10,000 per store, 107 KB as base64) and sketches (at
 most 4,096 bins, 44 KB; about 920 bins, 10 KB, for 1 ms .. 1 day). A busy hour (8 stages, tens
 of models and node types, 1,000 workflow summaries, 10,000 distinct ids) is under 5 MB; 16 MiB
 holds 150 stores at their exact cap, and a flood of unique keys (1,000 per breakdown, each with
-a few samples) about 2 MB. A state whose every breakdown key holds thousands of samples can
+a few samples) about 3 MB. A state whose every breakdown key holds thousands of samples can
 exceed it: ``pack`` then raises, naming the size, rather than write what no reader would accept.
-The JSON of a state with every breakdown full has about 130,000 values, half ``MAX_TOKENS``.
+The JSON of a state with every breakdown full (2 MB) has 123,000 values, half ``MAX_TOKENS``, and
+at most 2.6 million escaped characters (every key 256 characters beyond U+FFFF).
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ import base64
 import binascii
 import json
 import math
-import re
 import zlib
 from typing import Any
 
@@ -52,11 +57,14 @@ MAX_TOKENS = 262_144
 """Most JSON values (counted as ``,`` ``:`` ``[`` ``{`` outside strings) a body may hold."""
 MAX_DEPTH = 16
 """Deepest JSON nesting a body may have (a state's body nests 7 deep)."""
+MAX_WIDE_CHARS = 4 * 1024 * 1024
+"""Most characters (a 12-byte pair of escapes counts 2) in JSON strings with ``\\u`` escapes,
+which may take 4 bytes each once parsed: every breakdown key full (5 x 1,001 keys of 256
+characters beyond U+FFFF) is 2.6 million."""
 MAX_COUNT = (1 << 63) - 1
 """Largest count of events (or of anything counted per event) a state may hold."""
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_CHUNK = 1 << 18  # bytes scanned per numpy pass: 256 KiB
 
 
 class StateCodecError(ValueError):
@@ -66,19 +74,19 @@ class StateCodecError(ValueError):
 def pack(body: dict[str, Any], max_body_bytes: int = MAX_BODY_BYTES) -> bytes:
     """Frame a JSON-able body: magic, version, CRC-32, zlib(JSON).
 
-    Raises StateCodecError if the JSON exceeds ``max_body_bytes`` or ``MAX_TOKENS`` values:
-    ``unpack`` would refuse it, and the writer is where the cause can be named."""
+    Raises StateCodecError if ``unpack`` would refuse the JSON (over ``max_body_bytes``,
+    ``MAX_TOKENS`` values or ``MAX_WIDE_CHARS`` escaped characters): the writer is where the
+    cause can be named."""
     text = json.dumps(body, separators=(",", ":")).encode()
     if len(text) > max_body_bytes:
         raise StateCodecError(
             f"AggregationState body of {len(text)} bytes exceeds the limit of {max_body_bytes}"
         )
-    if len(text) > MAX_TOKENS:  # fewer bytes cannot hold MAX_TOKENS values
-        tokens = _tokens(_bare(text))
-        if tokens > MAX_TOKENS:
-            raise StateCodecError(
-                f"AggregationState body of {tokens} JSON values exceeds the limit of {MAX_TOKENS}"
-            )
+    if len(text) > MAX_TOKENS or b"\\u" in text:  # else every check_json limit holds
+        try:
+            check_json(text, MAX_TOKENS, MAX_DEPTH)
+        except ValueError as exc:
+            raise StateCodecError(f"AggregationState body refused: {exc}") from exc
     payload = zlib.compress(text, 1)
     return MAGIC + bytes([VERSION]) + zlib.crc32(payload).to_bytes(4, "big") + payload
 
@@ -95,7 +103,11 @@ def unpack(data: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if zlib.crc32(payload).to_bytes(4, "big") != data[len(MAGIC) + 1 : _HEADER]:
         raise StateCodecError("AggregationState checksum mismatch (corrupt or truncated)")
     try:
-        body = loads_bounded(inflate(payload, max_body_bytes), MAX_TOKENS, MAX_DEPTH)
+        raw = inflate(payload, max_body_bytes)
+        check_json(raw, MAX_TOKENS, MAX_DEPTH)
+        text = raw.decode("ascii")
+        del raw  # parsing then holds the text and what it builds, never the bytes as well
+        body = _loads(text)
     except ValueError as exc:
         raise StateCodecError(f"unreadable AggregationState body: {exc}") from exc
     if not isinstance(body, dict):
@@ -126,42 +138,96 @@ def inflate(data: bytes | memoryview, limit: int) -> bytes:
 
 
 def loads_bounded(text: bytes, max_tokens: int, max_depth: int) -> Any:
-    """``json.loads(text)``, refusing before parsing JSON of more than ``max_tokens`` values or
-    nested deeper than ``max_depth``, so parsing allocates at most about 64 bytes per value
-    beyond the strings' own bytes and never recurses far. Raises ValueError on anything else
-    (invalid JSON or UTF-8). Non-finite numbers parse as floats: callers check their values.
+    """``json.loads(text)`` after ``check_json``; raises ValueError for anything else."""
+    check_json(text, max_tokens, max_depth)
+    return _loads(text.decode("ascii"))
 
-    The counts are taken outside strings (found as ``json.loads`` finds them), so they bound
-    the values and the depth of any text ``json.loads`` accepts."""
-    bare = _bare(text)
-    tokens = _tokens(bare)
+
+def check_json(text: bytes, max_tokens: int, max_depth: int) -> None:
+    """Raise ValueError, before any parsing, unless ``json.loads(text)`` costs memory in
+    proportion to ``len(text)``: ASCII (``json.dumps``' default), at most ``max_tokens`` values
+    (each costs at most about 64 bytes of Python objects), nested at most ``max_depth`` deep,
+    and at most ``MAX_WIDE_CHARS`` characters in strings with ``\\u`` escapes (one such escape
+    can make a whole string take 2 or 4 bytes a character). The check itself takes about
+    ``len(text)`` bytes more at most (a copy, if the text has backslashes) plus 6 MiB."""
+    if not text.isascii():
+        raise ValueError("JSON is not ASCII")
+    tokens, depth, wide = scan_json(text, wide=b"\\u" in text)
     if tokens > max_tokens:
         raise ValueError(f"JSON of {tokens} values exceeds the limit of {max_tokens}")
-    opens = bare.count(b"[") + bare.count(b"{")
-    if opens > max_depth:  # the depth is at most the number of opening brackets
-        brackets = bare.translate(None, _NOT_BRACKETS)
-        if len(brackets) > 2 * opens:
-            raise ValueError("JSON has more closing than opening brackets")
-        codes = np.frombuffer(brackets, dtype=np.uint8)
-        steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int32)
-        depth = int(np.cumsum(steps, dtype=np.int32).max())
-        if depth > max_depth:
-            raise ValueError(f"JSON nested {depth} deep exceeds the limit of {max_depth}")
-    del bare
+    if depth > max_depth:
+        raise ValueError(f"JSON nested {depth} deep exceeds the limit of {max_depth}")
+    if wide > MAX_WIDE_CHARS:
+        raise ValueError(
+            f"JSON of {wide} characters in escaped strings exceeds the limit of {MAX_WIDE_CHARS}"
+        )
+
+
+def scan_json(text: bytes, *, wide: bool = True, chunk: int = _CHUNK) -> tuple[int, int, int]:
+    """(values, depth, wide characters) of JSON text, in numpy passes over ``chunk``-byte
+    slices (arrays of about 24 bytes a byte of a slice: 6 MiB), never parsing it.
+
+    Values are the ``,`` ``:`` ``[`` ``{`` outside strings (every value but the first follows
+    one), depth the most brackets open at once, wide characters those of the strings holding a
+    ``\\u`` escape (each 6-byte escape counted once; only if ``wide``). Strings are found as
+    ``json.loads`` finds them, so for any text it accepts these bound what it builds."""
+    if b"\\" in text:
+        # A backslash occurs only inside strings, escaping the next byte, pairs read left to
+        # right: blank the pairs that hide a quote or a backslash (a copy, only then).
+        text = text.replace(b"\\\\", b"__").replace(b'\\"', b"__")
+    data = np.frombuffer(text, dtype=np.uint8)
+    tokens = depth = level = wide_chars = 0
+    inside_at_start = False
+    run_bytes = run_escapes = 0  # the string still open at a slice's end: its bytes, escapes
+    escape_at_end = False  # the previous slice ended with a backslash
+    for begin in range(0, data.size, chunk):
+        part = data[begin : begin + chunk]
+        quote = part == ord('"')
+        inside_u8 = np.bitwise_xor.accumulate(quote.view(np.uint8))
+        if inside_at_start:
+            inside_u8 ^= 1
+        inside = inside_u8.view(bool)  # in a string, opening quote included, closing excluded
+        outside = ~inside
+        opening = (part == ord("[")) | (part == ord("{"))
+        closing = (part == ord("]")) | (part == ord("}"))
+        tokens += int(
+            np.count_nonzero(outside & (opening | (part == ord(",")) | (part == ord(":"))))
+        )
+        steps = (opening.view(np.int8) - closing.view(np.int8))[outside]
+        if steps.size:
+            levels = np.cumsum(steps, dtype=np.int64) + level
+            depth, level = max(depth, int(levels.max())), int(levels[-1])
+        if wide:
+            backslash = part == ord("\\")
+            escape = np.zeros(part.size, dtype=bool)
+            np.logical_and(backslash[:-1], part[1:] == ord("u"), out=escape[:-1])
+            escape &= inside
+            if escape_at_end and part[0] == ord("u"):
+                run_escapes += 1
+            escape_at_end = bool(backslash[-1] & inside[-1])
+            string = np.cumsum(quote & inside, dtype=np.int32)  # 0: the string carried in
+            strings = int(string[-1]) + 1
+            lengths = np.bincount(string[inside], minlength=strings)
+            escapes = np.bincount(string[escape], minlength=strings)
+            lengths[0] += run_bytes
+            escapes[0] += run_escapes
+            ends_inside = bool(inside[-1])
+            done = strings - 1 if ends_inside else strings
+            counted = escapes[:done] > 0
+            chars = lengths[:done][counted] - 5 * escapes[:done][counted]
+            wide_chars += int(np.maximum(chars, 0).sum())
+            run_bytes, run_escapes = (int(lengths[-1]), int(escapes[-1])) if ends_inside else (0, 0)
+        inside_at_start = bool(inside[-1])
+    if run_escapes:  # an unterminated string (not JSON)
+        wide_chars += run_bytes
+    return tokens, depth, wide_chars
+
+
+def _loads(text: str) -> Any:
     try:
         return json.loads(text)
-    except RecursionError as exc:  # unreachable after the depth check; kept as a guarantee
+    except RecursionError as exc:  # unreachable after check_json; kept as a guarantee
         raise ValueError("JSON nested too deep") from exc
-
-
-def _bare(text: bytes) -> bytes:
-    """JSON text with every string emptied."""
-    return _STRING.sub(b'""', text) if b'"' in text else text
-
-
-def _tokens(bare: bytes) -> int:
-    """Values in JSON text without strings: each but the first follows a , : [ or {."""
-    return bare.count(b",") + bare.count(b":") + bare.count(b"[") + bare.count(b"{")
 
 
 # -- reading plain values of a body: each raises StateCodecError with the value's name ---------

@@ -24,8 +24,17 @@ from hypothesis import strategies as st
 
 from models import ReducerSettings
 from reducer import AggregationState, StateCodecError
-from reducer.codec import MAGIC, MAX_BODY_BYTES, MAX_DEPTH, MAX_TOKENS, VERSION, inflate
-from tests.datasets import mixed_events
+from reducer.codec import (
+    MAGIC,
+    MAX_BODY_BYTES,
+    MAX_DEPTH,
+    MAX_TOKENS,
+    MAX_WIDE_CHARS,
+    VERSION,
+    inflate,
+    scan_json,
+)
+from tests.datasets import completed, failed, mixed_events, stage
 
 MEMORY_BOUND = 64 * 1024 * 1024
 """Peak traced memory allowed for decoding any input under 1 MB."""
@@ -286,6 +295,40 @@ def test_a_body_missing_any_part_is_refused(bodies: list[dict]) -> None:
         assert key in str(refused(frame_body(body)))
 
 
+def test_json_that_is_not_ascii_is_refused(bodies: list[dict]) -> None:
+    text = json.dumps(bodies[2], ensure_ascii=False)[:-1] + ',"key":"😀"}'
+
+    assert "not ASCII" in str(refused(frame(zlib.compress(text.encode()))))
+
+
+def test_long_strings_widened_by_one_escape_are_refused(bodies: list[dict]) -> None:
+    # Each string is 4 bytes a character once parsed: 4,000 x 4,001 would be 64 MB.
+    wide = ",".join(['"\\ud83d\\ude00' + "b" * 4000 + '"'] * 4000)
+    text = json.dumps(bodies[2])[:-1] + ',"wide":[' + wide + "]}"
+
+    error = refused(frame(zlib.compress(text.encode())))
+
+    assert f"exceeds the limit of {MAX_WIDE_CHARS}" in str(error)
+
+
+def test_a_state_whose_every_breakdown_is_full_of_long_non_ascii_keys_round_trips() -> None:
+    # The flood a producer can cause: 1,000 keys of 256 characters beyond U+FFFF per breakdown.
+    def key(i: int, tag: str) -> str:
+        return (f"{tag}{i:04d}" + "\U0001f600" * 256)[:256]
+
+    events = []
+    for i in range(1000):
+        events.append(completed(primary_model=key(i, "m"), node_type=key(i, "n")))
+        events.append(stage(stage_name=key(i, "s")))
+        events.append(failed(error_code=key(i, "e"), failed_stage=key(i, "f")))
+    state = AggregationState().add_batch(events)
+
+    copy_ = AggregationState.from_bytes(state.to_bytes())
+
+    assert {k for k, _ in copy_.models.items()} == {key(i, "m") for i in range(1000)}
+    assert copy_.to_obj() == state.to_obj()
+
+
 # -- inflate, on its own -------------------------------------------------------------------------
 
 
@@ -414,3 +457,57 @@ def test_mutated_bodies_with_a_correct_crc_decode_to_a_usable_state_or_are_refus
     else:
         assert isinstance(outcome, StateCodecError), f"expected StateCodecError, got {outcome!r}"
         assert "(unchecked)" not in str(outcome), f"a gap in the checks: {outcome}"
+
+
+# -- the pre-parse scan, against a reference that counts the parsed value ------------------------
+
+
+def escapes(string: str) -> int:
+    """The \\uXXXX escapes json.dumps (ensure_ascii) writes for a string."""
+    return sum(
+        2 if ord(c) > 0xFFFF else 1
+        for c in string
+        if ord(c) > 126 or (ord(c) < 32 and c not in "\n\r\t\b\f")
+    )
+
+
+def reference_shape(value: Any) -> tuple[int, int, int]:
+    """(values, depth, wide characters) counted on the parsed value: a list of n items has
+    n - 1 commas and one bracket, an object of n pairs n colons, n - 1 commas and one brace;
+    a string with escapes counts its encoded length (opening quote included) less 5 an escape."""
+    if isinstance(value, str):
+        n = escapes(value)
+        return 0, 0, (len(json.dumps(value)) - 1 - 5 * n) if n else 0
+    if isinstance(value, list):
+        parts = [reference_shape(v) for v in value]
+        tokens = max(len(value), 1)
+    elif isinstance(value, dict):
+        parts = [reference_shape(k) for k in value] + [reference_shape(v) for v in value.values()]
+        tokens = max(2 * len(value), 1)
+    else:
+        return 0, 0, 0
+    return (
+        tokens + sum(p[0] for p in parts),
+        1 + max((p[1] for p in parts), default=0),
+        sum(p[2] for p in parts),
+    )
+
+
+tricky_text = st.text(
+    alphabet=st.one_of(st.sampled_from(list('"\\[]{},:u a\n\x01\x7fé中😀')), st.characters())
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | tricky_text,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(tricky_text, children, max_size=5)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, chunk=st.integers(min_value=1, max_value=64), spaced=st.booleans())
+def test_the_scan_counts_what_the_parsed_value_holds(value: Any, chunk: int, spaced: bool) -> None:
+    text = json.dumps(value, separators=(", ", ": ") if spaced else (",", ":")).encode()
+
+    assert scan_json(text, chunk=chunk) == reference_shape(value)
