@@ -241,7 +241,7 @@ class PaneStore:
             if not (isinstance(item, list) and len(item) == 3):
                 raise ValueError(f"pane store roll-up {item!r:.80} is not [window, start, state]")
             window, start, data = item
-            if window not in _WINDOW_VALUES:
+            if not isinstance(window, str) or window not in _WINDOW_VALUES:
                 raise ValueError(f"pane store roll-up window {window!r:.40} is unknown")
             key = (EnumMetricsWindow(window), _start(start, EnumMetricsWindow(window)))
             rollups.append((key, self._state(data, f"roll-up {window}:{start}")))
