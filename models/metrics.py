@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict  # pydantic refuses typing.TypedDict before 3.12
 
 from models.events import UtcDatetime, utc_now
 
@@ -35,18 +35,47 @@ _WINDOW_SECONDS = {
 }
 
 
-def _finite_rows(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Rows hold numbers of any shape (``Any``), which ``allow_inf_nan`` does not reach."""
-    for key, row in rows.items():
-        for name, value in row.items():
-            values = value if isinstance(value, list) else (value,)
-            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-                raise ValueError(f"{key}.{name} is not a finite number")
-    return rows
+ROW_CONFIG = ConfigDict(extra="ignore", allow_inf_nan=False)
+"""Breakdown rows are typed (``dict[str, Any]`` would let inf through unchecked); every key is
+optional and unknown keys are ignored, as the metrics models ignore unknown fields."""
 
 
-Breakdown = Annotated[dict[str, dict[str, Any]], AfterValidator(_finite_rows)]
-"""Rows by key; every float in them finite."""
+@with_config(ROW_CONFIG)
+class StageRow(TypedDict, total=False):
+    count: int
+    failures: int
+    avg_duration_seconds: float
+    p95_duration_seconds: float
+
+
+@with_config(ROW_CONFIG)
+class GenerationRow(TypedDict, total=False):
+    """A model's row (with the cost fields) or a node type's (without)."""
+
+    total_generations: int
+    avg_duration_seconds: float
+    avg_quality_score: float
+    p95_duration_seconds: float
+    total_tokens: int
+    total_cost_usd: float
+    avg_cost_per_generation: float
+
+
+@with_config(ROW_CONFIG)
+class CostBucketRow(TypedDict, total=False):
+    count: int
+    total_cost_usd: float
+
+
+@with_config(ROW_CONFIG)
+class WorkflowRow(TypedDict, total=False):
+    status: str
+    stages_seen: list[int]
+    stage_time_seconds: float
+    total_duration_seconds: float
+    total_cost_usd: float
+
+
 UnitFloat = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -88,14 +117,14 @@ class MetricsBody(BaseModel):
     avg_patterns_applied: float = 0.0
     # Breakdowns.
     avg_stage_durations: dict[str, float] = Field(default_factory=dict)
-    stage_metrics: Breakdown = Field(default_factory=dict)
-    model_metrics: Breakdown = Field(default_factory=dict)
-    node_type_metrics: Breakdown = Field(default_factory=dict)
+    stage_metrics: dict[str, StageRow] = Field(default_factory=dict)
+    model_metrics: dict[str, GenerationRow] = Field(default_factory=dict)
+    node_type_metrics: dict[str, GenerationRow] = Field(default_factory=dict)
     failures_by_stage: dict[str, int] = Field(default_factory=dict)
     failures_by_error_code: dict[str, int] = Field(default_factory=dict)
     quality_score_buckets: dict[str, int] = Field(default_factory=dict)
-    cost_buckets: Breakdown = Field(default_factory=dict)
-    workflow_metrics: Breakdown = Field(default_factory=dict)
+    cost_buckets: dict[str, CostBucketRow] = Field(default_factory=dict)
+    workflow_metrics: dict[str, WorkflowRow] = Field(default_factory=dict)
     workflows_evicted: int = 0
     workflow_ids_tracked: int = 0
     workflow_ids_exact: bool = True

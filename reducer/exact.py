@@ -83,6 +83,7 @@ MAX_SCALED = scaled(sys.float_info.max)
 """The largest finite double times 2**1074: a sum of n finite values is at most n times it."""
 _MAX_BITS = MAX_SCALED.bit_length() + codec.MAX_COUNT.bit_length()
 _MAX_DIGITS = -(-_MAX_BITS // 4) + 1  # hex digits of the largest total, and a sign
+_SAFE_BITS = MAX_SCALED.bit_length()  # a total of fewer bits is below MAX_SCALED: any count
 
 
 def decode(obj: Iterable[int | str], what: str = "exact sum") -> int:
@@ -135,9 +136,34 @@ class ExactMean:
 
     @classmethod
     def from_obj(cls, obj: list, what: str = "exact mean") -> ExactMean:
-        """Inverse of ``to_obj``; raises StateCodecError unless the total is a sum of ``count``
+        """Inverse of ``to_obj``; raises StateCodecError unless the total is a sum ``count``
         finite doubles could have (at most count times the largest double), so every mean is
         finite."""
+        # The shape every state has, checked inline: a state holds thousands of these.
+        if type(obj) is list and len(obj) == 2:
+            pair, count = obj
+            if type(pair) is list and len(pair) == 2 and type(count) is int and count >= 0:
+                digits, shift = pair
+                if (
+                    type(digits) is str
+                    and len(digits) <= _MAX_DIGITS
+                    and type(shift) is int
+                    and 0 <= shift <= _MAX_BITS
+                    and count <= codec.MAX_COUNT
+                ):
+                    try:
+                        value = int(digits, 16)
+                    except ValueError:
+                        value = None
+                    if value is not None:
+                        bits = value.bit_length() + shift
+                        if (count and bits < _SAFE_BITS) or value == 0:
+                            return cls(value << shift, count)
+        return cls._checked(obj, what)
+
+    @classmethod
+    def _checked(cls, obj: list, what: str) -> ExactMean:
+        """``from_obj`` step by step, naming what is wrong."""
         total, count = codec.items(obj, what, length=2)
         count = codec.count(count, what + ".count")
         total = decode(total, what + ".sum")

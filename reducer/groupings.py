@@ -61,8 +61,9 @@ class Breakdown(Generic[A]):
         entry = self.kept(key)
         return entry if entry is not None else self._other()
 
-    def kept(self, key: str) -> A | None:
-        """``key``'s own accumulator (admitting it if it wins a place), or None if it folds."""
+    def kept(self, key: str, new: A | None = None) -> A | None:
+        """``key``'s own accumulator (admitting it if it wins a place, as ``new`` if given, else
+        a fresh one), or None if it folds."""
         entry = self.entries.get(key)
         if entry is not None:
             return entry
@@ -83,7 +84,7 @@ class Breakdown(Generic[A]):
             self._other().merge_from(self.entries.pop(evicted))
         else:
             heapq.heappush(self._heap, rank)
-        entry = self.entries[key] = self._factory()
+        entry = self.entries[key] = self._factory() if new is None else new
         return entry
 
     def bar(self) -> tuple[int, str] | None:
@@ -148,8 +149,16 @@ class Breakdown(Generic[A]):
             raise codec.fail(what, "repeats a key")
         if OTHER_KEY not in keys and len(keys) > self.max_keys:
             raise codec.fail(what, f"has more than {self.max_keys} keys besides {OTHER_KEY}")
-        for key, entry in pairs:
-            self.slot(key).merge_from(decode(entry))
+        for key, obj in pairs:
+            entry = decode(obj)
+            own = self.kept(key, entry)  # a key admitted now takes the decoded entry itself
+            if own is None:
+                if self.other is None:
+                    self.other = entry
+                else:
+                    self.other.merge_from(entry)
+            elif own is not entry:
+                own.merge_from(entry)
         return self
 
     def top(self, keep: int, *, with_other: bool = True) -> Breakdown[A]:
@@ -244,7 +253,7 @@ class DurationStats:
         """Inverse of ``to_obj``; raises StateCodecError unless it is consistent: as many
         percentile values as durations, and no more failures, qualities or costs than that."""
         durations, quantiles, failures, quality, tokens, cost = codec.items(obj, what, length=6)
-        stats = cls(exact_cap, relative_accuracy)
+        stats = cls.__new__(cls)  # every slot is set below
         stats.durations = ExactMean.from_obj(durations, what + " durations")
         n = stats.durations.count
         stats.quantiles = QuantileStore.from_obj(
@@ -335,7 +344,7 @@ class WorkflowSummary:
         """Inverse of ``to_obj``; raises StateCodecError unless the status is 4 bits and the
         stages seen are stage numbers 1..8."""
         status, stages, stage_time, duration, cost = codec.items(obj, what, length=5)
-        summary = cls()
+        summary = cls.__new__(cls)  # every slot is set below
         summary.status = codec.integer(status, what + " status", 0, 15)
         summary.stages = codec.integer(stages, what + " stages", 0, _STAGE_BITS)
         if summary.stages & ~_STAGE_BITS:
