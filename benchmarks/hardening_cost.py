@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # tests.datasets, and this tree's code in the parent process
+sys.path.append(str(REPO))  # tests.datasets; a child finds the code under test first (PYTHONPATH)
 
 
 def median_ms(action: Callable[[], object], repeats: int) -> float:

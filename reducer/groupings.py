@@ -139,12 +139,17 @@ class Breakdown(Generic[A]):
         any entry) unless it is at most ``max_keys`` + 1 distinct keys (``__other__`` at most
         once), none longer than ``max_key_length``."""
         pairs = codec.items(obj, what, most=self.max_keys + 1)
-        keys = set()
+        longest = self.max_key_length
         for pair in pairs:
-            key, _ = codec.items(pair, what + " entry", length=2)
-            if key != OTHER_KEY:
-                codec.text(key, what + " key", self.max_key_length)
-            keys.add(key)
+            if not (
+                type(pair) is list
+                and len(pair) == 2
+                and type(pair[0]) is str
+                and (len(pair[0]) <= longest or pair[0] == OTHER_KEY)
+            ):
+                key, _ = codec.items(pair, what + " entry", length=2)
+                codec.text(key, what + " key", longest)  # raises, naming the problem
+        keys = {pair[0] for pair in pairs}
         if len(keys) != len(pairs):
             raise codec.fail(what, "repeats a key")
         if OTHER_KEY not in keys and len(keys) > self.max_keys:
@@ -345,10 +350,12 @@ class WorkflowSummary:
         stages seen are stage numbers 1..8."""
         status, stages, stage_time, duration, cost = codec.items(obj, what, length=5)
         summary = cls.__new__(cls)  # every slot is set below
-        summary.status = codec.integer(status, what + " status", 0, 15)
-        summary.stages = codec.integer(stages, what + " stages", 0, _STAGE_BITS)
-        if summary.stages & ~_STAGE_BITS:
+        if not (type(status) is int and 0 <= status <= 15):
+            codec.integer(status, what + " status", 0, 15)  # raises, naming the problem
+        if not (type(stages) is int and stages >= 0 and not stages & ~_STAGE_BITS):
+            codec.integer(stages, what + " stages", 0, _STAGE_BITS)
             raise codec.fail(what + " stages", "has a stage number outside 1..8")
+        summary.status, summary.stages = status, stages
         summary.stage_time = ExactMean.from_obj(stage_time, what + " stage time")
         summary.duration = ExactMean.from_obj(duration, what + " duration")
         summary.cost = ExactMean.from_obj(cost, what + " cost")

@@ -269,16 +269,12 @@ class QuantileStore:
             if store.count > exact_cap:
                 raise codec.fail(what, f"holds {store.count} exact samples, more than {exact_cap}")
             raw = codec.b64(obj["s"], what + ".s", 8 * store.count, 8)
-            values = np.frombuffer(raw, dtype=np.float64)
-            if values.size != store.count:
-                raise codec.fail(what, f"holds {values.size} samples, not {store.count}")
-            if values.size and not (
-                np.isfinite(values).all()
-                and float(values.min()) == store.min
-                and float(values.max()) == store.max
-            ):
+            samples = array("d", raw)
+            if len(samples) != store.count:
+                raise codec.fail(what, f"holds {len(samples)} samples, not {store.count}")
+            if samples and not _finite_within(samples, store.min, store.max):
                 raise codec.fail(what, "has samples that are not finite or not within min/max")
-            store.samples = array("d", raw)
+            store.samples = samples
         else:
             store.samples = None
             sketch = LogSketch.from_obj(obj["k"], relative_accuracy, what + ".k")
@@ -286,3 +282,12 @@ class QuantileStore:
                 raise codec.fail(what, f"has a sketch that does not hold {store.count} values")
             store.sketch = sketch
         return store
+
+
+def _finite_within(samples: array, low: float, high: float) -> bool:
+    """Every sample finite, the smallest ``low`` and the largest ``high`` (numpy past a few
+    dozen samples; below that its per-call cost is the larger)."""
+    if len(samples) <= 64:
+        return all(map(math.isfinite, samples)) and min(samples) == low and max(samples) == high
+    values = np.frombuffer(samples, dtype=np.float64)
+    return bool(np.isfinite(values).all()) and values.min() == low and values.max() == high

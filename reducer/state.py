@@ -716,9 +716,13 @@ def _checked_distinct(obj: Any, exact_cap: int) -> dict:
         raise codec.fail("distinct", "must hold either ids or registers")
     if "ids" in obj:
         ids = codec.items(obj["ids"], "distinct ids", most=exact_cap)
-        for i in ids:
-            codec.text(i, "distinct id", 32)
-        if not all(ids) or not _HEX.fullmatch("".join(ids)):
+        try:
+            digits = "".join(ids)
+        except TypeError:
+            raise codec.fail("distinct ids", "are not all strings") from None
+        if ids and not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= 32:
+            raise codec.fail("distinct ids", "are not all 1..32 hexadecimal digits")
+        if not _HEX.fullmatch(digits):
             raise codec.fail("distinct ids", "are not all hexadecimal")
     else:
         registers = codec.b64(obj["hll"], "distinct registers", REGISTERS)
