@@ -7,14 +7,14 @@ Side by side in one run, this tree against ``--baseline`` (its models/ and reduc
 with ``git archive`` to a temporary directory), each measured in a fresh child process, children
 alternating (ours, baseline, ours, ...) so a shared machine's load hits both alike:
 
-  - ``from_bytes`` of a tick's delta (300 events), an hour (20,000 events) and a flooded hour
-    (1,000 names of 256 characters in every breakdown, 7,000 workflows);
+  - ``to_bytes`` and ``from_bytes`` of a tick's delta (300 events), an hour (20,000 events) and
+    a flooded hour (1,000 names of 256 characters in every breakdown, 7,000 workflow ids);
   - ``to_metrics`` + ``ModelEventMetricsRecorded.from_state`` of the hour;
   - peak traced memory (tracemalloc) decoding a 423-byte body that shifts a sum by 2**31.
 
-In this process only (the baseline has no budget): ``fit_to_budget`` on the hour's event (the
-check every publish pays: one JSON encoding) against ``build`` alone, and ``fit_to_budget`` on
-the flooded hour's 2 MB event at budgets of 1,000,000 and 100,000 bytes.
+In this process only (the baseline has no budget): ``fit_to_budget`` on the events of 300 and
+20,000 events (the check every publish pays: one JSON encoding) against ``build`` alone, and
+``fit_to_budget`` on the flooded hour's 2 MB event at budgets of 1,000,000 and 100,000 bytes.
 
 Timings are medians (milliseconds) of the rounds' medians of ``--repeats`` calls.
 """
@@ -79,6 +79,7 @@ def child(repeats: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, state in states.items():
         data = state.to_bytes()
+        out[f"to_bytes {name}"] = median_ms(state.to_bytes, repeats)
         out[f"from_bytes {name}"] = median_ms(
             lambda data=data: AggregationState.from_bytes(data), repeats
         )
@@ -125,16 +126,22 @@ def budget_rows(repeats: int) -> list[tuple[str, float]]:
     def build(metrics: ModelMetricsState) -> ModelEventMetricsRecorded:
         return ModelEventMetricsRecorded.from_state(metrics, correlation_id=uuid.UUID(int=1))
 
-    hour = AggregationState().add_batch(mixed_events(20_000, seed=2))
-    metrics = hour.to_metrics()
-    size = event_size(build(metrics))
-    rows = [
-        (f"build, hour event ({size} B)", median_ms(lambda: build(metrics), repeats)),
-        (
-            "fit_to_budget, same event (fits)",
-            median_ms(lambda: fit_to_budget(hour, metrics, build, 1_000_000), repeats),
-        ),
-    ]
+    rows = []
+    for name, events in (("tick", 300), ("hour", 20_000)):
+        state = AggregationState().add_batch(mixed_events(events, seed=2))
+        metrics = state.to_metrics()
+        size = event_size(build(metrics))
+        rows.append(
+            (f"build, {name} event ({size} B)", median_ms(lambda m=metrics: build(m), repeats))
+        )
+        rows.append(
+            (
+                "fit_to_budget, same event (fits)",
+                median_ms(
+                    lambda s=state, m=metrics: fit_to_budget(s, m, build, 1_000_000), repeats
+                ),
+            )
+        )
     flood = AggregationState().add_batch(flooded_events())
     flood_metrics = flood.to_metrics()
     full = event_size(build(flood_metrics))
