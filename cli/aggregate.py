@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import IO, BinaryIO
 
 from models import EnumMetricsWindow, ModelMetricsState, decode_batch
+from models.bounds import EventBounds
 from models.events import CodegenEvent
 from reducer import MetricsAggregator
 
@@ -72,8 +73,12 @@ class Progress:
             self.stream.write("\n")
 
 
-def read_events(stream: BinaryIO, report: LineReport, progress: Progress) -> Iterator[CodegenEvent]:
-    """Decode JSON Lines in batches; blank lines are skipped, bad ones reported."""
+def read_events(
+    stream: BinaryIO, report: LineReport, progress: Progress, bounds: EventBounds | None = None
+) -> Iterator[CodegenEvent]:
+    """Decode JSON Lines in batches; blank lines are skipped, bad ones (out of the domain
+    bounds included) reported."""
+    bounds = bounds or EventBounds()
     line_number = 0
     done = 0
     while True:
@@ -90,7 +95,7 @@ def read_events(stream: BinaryIO, report: LineReport, progress: Progress) -> Ite
                 break
         if not lines:
             break
-        decoded = decode_batch(lines)
+        decoded = decode_batch(lines, bounds, time.time())
         for reject in decoded.rejects:
             report.reject(numbers[reject.index], reject.category, reject.reason)
         progress.update(done, line_number)

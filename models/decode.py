@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, Json, TypeAdapter, ValidationError
 
+from models.bounds import EventBounds
 from models.events import (
     CodegenEvent,
     ModelEventCodegenCompleted,
@@ -96,7 +97,9 @@ def _decode_tolerant(message: bytes | str) -> CodegenEvent:
             raise
         data = json.loads(message)
         tag = data.get("event_type")
-        if not isinstance(tag, str) or tag.upper() == tag:
+        # ASCII only: str.upper() folds U+017F (long s) to "S", and a tag spelled with it is
+        # not an event type.
+        if not isinstance(tag, str) or not tag.isascii() or tag.upper() == tag:
             raise
         data["event_type"] = tag.upper()
         # A failure now is about a field, not the tag: report that error.
@@ -108,8 +111,33 @@ def decode_one(message: bytes | str) -> CodegenEvent:
     return _decode_tolerant(message)
 
 
-def decode_batch(messages: list[bytes]) -> DecodedBatch:
-    """Decode raw JSON messages; bad ones come back as rejects with index and reason."""
+def decode_batch(
+    messages: list[bytes], bounds: EventBounds | None = None, now: float = 0.0
+) -> DecodedBatch:
+    """Decode raw JSON messages; bad ones come back as rejects with index and reason. With
+    ``bounds``, events out of the domain bounds at wall-clock ``now`` (Unix seconds) too."""
+    decoded = _decode_batch(messages)
+    if bounds is None or not decoded.events:
+        return decoded
+    horizon = bounds.horizon(now)
+    violation = bounds.violation
+    reasons = [violation(event, horizon) for event in decoded.events]
+    if not any(reasons):
+        return decoded
+    events: list[CodegenEvent] = []
+    indices: list[int] = []
+    rejects = list(decoded.rejects)
+    for event, index, found in zip(decoded.events, decoded.indices, reasons, strict=True):
+        if found is None:
+            events.append(event)
+            indices.append(index)
+        else:
+            category, reason = found
+            rejects.append(Reject(index, reason[:MAX_REASON_LENGTH], category))
+    return DecodedBatch(events, indices, sorted(rejects, key=operator.attrgetter("index")))
+
+
+def _decode_batch(messages: list[bytes]) -> DecodedBatch:
     if not messages:
         return DecodedBatch([], [], [])
     try:

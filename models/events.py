@@ -1,9 +1,10 @@
 """The four input events of a code-generation workflow, as producers in the field emit them.
 
 Field names, types, defaults and bounds are a compatibility contract (see the event contract
-notes). The readers are tolerant: unknown fields are ignored, ``event_type`` matches in any case
-and naive timestamps are taken as UTC. They are strict where a wrong value would corrupt metrics:
-non-finite floats and negative durations, tokens or costs are rejected.
+notes). The readers are tolerant: unknown fields are ignored, ``event_type`` matches in any ASCII
+case and naive timestamps are taken as UTC. They are strict where a wrong value would corrupt
+metrics: non-finite floats and negative durations, tokens or costs are rejected, and
+``models.bounds`` rejects values no real generator emits (year 1, 4,300-digit token counts).
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 UnitFloat = Annotated[float, Field(ge=0, le=1)]
 
-EVENT_CONFIG = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+# Numeric timestamps are Unix seconds, always (pydantic would read numbers above 2e10 as
+# milliseconds); see models/bounds.py for the domain bounds checked after validation.
+EVENT_CONFIG = ConfigDict(
+    extra="ignore", allow_inf_nan=False, frozen=True, val_temporal_unit="seconds"
+)
 
 
 class ModelEventBase(BaseModel):

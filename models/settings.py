@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from models.bounds import DEFAULT_MAX_COST_USD, DEFAULT_MAX_DURATION_SECONDS
 from models.metrics import EnumMetricsWindow
 
 DEFAULT_COST_EDGES: tuple[float, ...] = (0.01, 0.05, 0.10, 0.50, 1.00)
@@ -160,7 +161,12 @@ class PipelineSettings(BaseModel):
     dedup_horizon_seconds: Annotated[float, Field(ge=0)] = 3600.0
     """Event-time span within which a repeated event_id is dropped as a duplicate."""
     max_future_skew_seconds: Annotated[float, Field(ge=0)] = 300.0
-    """Events stamped further than this in the future are bad input, not new windows."""
+    """Events stamped further than this in the future are bad input (``out_of_range``), not
+    new windows."""
+    max_duration_seconds: Annotated[float, Field(gt=0)] = DEFAULT_MAX_DURATION_SECONDS
+    """Longer stage, generation or partial durations are ``out_of_range`` (models/bounds.py)."""
+    max_cost_usd: Annotated[float, Field(gt=0)] = DEFAULT_MAX_COST_USD
+    """A generation costing more is ``out_of_range``."""
     max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     """Larger messages are dead-lettered unread."""
     checkpoint_interval_seconds: Annotated[float, Field(gt=0)] = 30.0

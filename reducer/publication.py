@@ -27,6 +27,8 @@ class WindowUpdate:
     metrics: ModelMetricsState
     revision: int
     is_final: bool
+    state: AggregationState | None = None
+    """The merged state ``metrics`` came from (to trim breakdowns to a size budget)."""
 
 
 @dataclass
@@ -79,8 +81,16 @@ class PublicationBook:
                 held.merge_in(delta)
                 self.pending.add(key)
 
-    def plan(self, watermark: datetime | None) -> list[WindowUpdate]:
-        """Updates to publish now: changed windows, plus the final version of closed ones."""
+    def plan(
+        self,
+        watermark: datetime | None,
+        errors: list[tuple[str, Exception]] | None = None,
+    ) -> list[WindowUpdate]:
+        """Updates to publish now: changed windows, plus the final version of closed ones.
+
+        A window whose metrics cannot be computed raises, unless ``errors`` is given: then it
+        is left out (still pending, so the next plan tries again) and (window id, exception) is
+        appended to ``errors``, so one window never holds back the others."""
         closing = {
             key
             for key in self.states
@@ -92,11 +102,16 @@ class PublicationBook:
             if state.is_empty:  # a window with no events is never published
                 continue
             window, start = key
-            metrics = state.to_metrics(window, *window_bounds(start, window))
+            name = window_id(window, start)
+            try:
+                metrics = state.to_metrics(window, *window_bounds(start, window))
+            except Exception as exc:
+                if errors is None:
+                    raise
+                errors.append((name, exc))
+                continue
             revision = self.epoch * REVISIONS_PER_EPOCH + self.revisions.get(key, 0) + 1
-            updates.append(
-                WindowUpdate(key, window_id(window, start), metrics, revision, key in closing)
-            )
+            updates.append(WindowUpdate(key, name, metrics, revision, key in closing, state))
         return updates
 
     def commit(self, updates: list[WindowUpdate]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -45,16 +46,28 @@ def window_keys(
 
 
 def window_id(window: EnumMetricsWindow, start: datetime) -> str:
-    """Stable key of a window, e.g. ``hourly:2026-11-27T20:00:00Z``."""
-    return f"{window.value}:{start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    """Stable key of a window, e.g. ``hourly:2026-11-27T20:00:00Z``: ISO 8601 with a 4-digit
+    year (``strftime('%Y')`` would write year 999 as ``999``, which no parser reads back)."""
+    t = start.astimezone(UTC)
+    return (
+        f"{window.value}:{t.year:04d}-{t.month:02d}-{t.day:02d}"
+        f"T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
+    )
+
+
+_WINDOW_ID = re.compile(r"([a-z]+):(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z", re.ASCII)
 
 
 def parse_window_id(value: str) -> tuple[EnumMetricsWindow, datetime]:
-    """Inverse of window_id."""
-    window, _, start = value.partition(":")
-    return EnumMetricsWindow(window), datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=UTC
-    )
+    """Inverse of window_id; raises ValueError for anything window_id does not write."""
+    match = _WINDOW_ID.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a window id: {value[:80]!r}")
+    window = EnumMetricsWindow(match[1])
+    start = datetime(*map(int, match.groups()[1:]), tzinfo=UTC)
+    if window_bounds(start, window)[0] != start:
+        raise ValueError(f"{value!r} is not the start of a {window.value} window")
+    return window, start
 
 
 def hour_number(timestamp: datetime) -> int:

@@ -21,12 +21,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from models.intents import ModelEventPublishIntent, ModelRetryPolicy
-from models.metrics import ModelEventMetricsRecorded
+from models.metrics import ModelEventMetricsRecorded, ModelMetricsState
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
+from reducer.budget import event_budget, fit_to_budget
 from reducer.nodes.checkpoint import Checkpoint, Source
 from reducer.nodes.history import HistoryView
 from reducer.nodes.messages import Collected
 from reducer.nodes.stats import CoordinatorStats
+from reducer.nodes.window import describe
 from reducer.publication import PublicationBook, WindowUpdate
 
 log = logging.getLogger(__name__)
@@ -44,16 +46,26 @@ def build_intent(
     kafka_settings: KafkaSettings,
     pipeline: PipelineSettings,
     watermark: datetime | None,
+    max_event_bytes: int | None = None,
 ) -> ModelEventPublishIntent:
+    """The intent publishing ``update``; with ``max_event_bytes``, its event trimmed to fit
+    (``reducer.budget.fit_to_budget``: breakdowns only, with ``breakdowns_truncated``)."""
     correlation = correlation_id(update.window_id)
-    event = ModelEventMetricsRecorded.from_state(
-        update.metrics,
-        correlation_id=correlation,
-        window_id=update.window_id,
-        revision=update.revision,
-        is_final=update.is_final,
-        watermark=watermark,
-    )
+
+    def build(metrics: ModelMetricsState) -> ModelEventMetricsRecorded:
+        return ModelEventMetricsRecorded.from_state(
+            metrics,
+            correlation_id=correlation,
+            window_id=update.window_id,
+            revision=update.revision,
+            is_final=update.is_final,
+            watermark=watermark,
+        )
+
+    if max_event_bytes is None or update.state is None:
+        event = build(update.metrics)
+    else:
+        event = fit_to_budget(update.state, update.metrics, build, max_event_bytes)
     return ModelEventPublishIntent(
         correlation_id=correlation,
         created_by=CREATED_BY,
@@ -96,6 +108,8 @@ class TickPlanner:
         self.source = source
         """Stamped on every checkpoint, so a restart can tell whether its offsets apply."""
         self.book = PublicationBook(reducer, tuple(pipeline.windows))
+        self.budget = event_budget(kafka_settings.extra_config)
+        """Bytes a published event may take (see reducer/budget.py)."""
         self.history = HistoryView(pipeline.windows, pipeline.history_size)
         self.synced = False
         """The book holds every window actor's changes so far (see ``absorb``)."""
@@ -145,14 +159,17 @@ class TickPlanner:
         """What to publish now; windows whose event cannot be built are set aside (counted,
         logged) and stay pending."""
         publications = []
-        for update in self.book.plan(horizon):
+        errors: list[tuple[str, Exception]] = []
+        for update in self.book.plan(horizon, errors):
             try:
-                intent = build_intent(update, self.kafka, self.pipeline, horizon)
-            except Exception:
-                self.counts.windows_set_aside += 1
-                log.exception("window %s set aside: its event cannot be built", update.window_id)
+                intent = build_intent(update, self.kafka, self.pipeline, horizon, self.budget)
+            except Exception as exc:
+                errors.append((update.window_id, exc))
                 continue
             publications.append(Publication(update, intent))
+        for name, exc in errors:
+            self.counts.windows_set_aside += 1
+            log.error("window %s set aside: its event cannot be built: %s", name, describe(exc))
         return publications
 
     def set_aside(self, publication: Publication, reason: str) -> None:

@@ -18,9 +18,10 @@ import logging
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from models.bounds import EventBounds
 from models.dead_letter import DeadLetterCategory, truncate_reason
 from models.decode import decode_batch
 from models.events import CodegenEvent
@@ -124,7 +125,7 @@ class WindowNode:
         now: float = 0.0,
     ) -> None:
         self.index = index
-        self.max_future_skew_s = pipeline.max_future_skew_seconds
+        self.bounds = EventBounds.of(pipeline)
         self.store = PaneStore(reducer, pipeline.windows)
         self.tracker = WatermarkTracker(
             pipeline.allowed_lateness_seconds, pipeline.idle_partition_timeout_seconds
@@ -144,21 +145,16 @@ class WindowNode:
 
     def apply(self, batch: WindowBatch, now: float) -> Applied:
         """Decode and fold one batch in. Reports, by position in ``batch.values``, what could not
-        be applied: messages that are not valid events (or are stamped too far in the future),
-        messages whose processing raised, and events too late for their window."""
-        decoded = decode_batch(batch.values)
+        be applied: messages that are not valid events (or are out of the domain bounds, such as
+        stamped too far in the future), messages whose processing raised, and events too late
+        for their window."""
+        decoded = decode_batch(batch.values, self.bounds, now)
         rejects = [(r.index, r.category, r.reason) for r in decoded.rejects]
-        horizon = datetime.fromtimestamp(now + self.max_future_skew_s, UTC)
-        events: list[CodegenEvent] = []
+        events = decoded.events
         progress: dict[int, datetime] = {}
-        for event, index in zip(decoded.events, decoded.indices, strict=True):
-            stamp = event.timestamp
-            if stamp > horizon:
-                reason = f"timestamp {stamp.isoformat()} is beyond the allowed skew"
-                rejects.append((index, DeadLetterCategory.FUTURE_TIMESTAMP, reason))
-                continue
-            events.append(event)
-            source = batch.origins[index]
+        origins = batch.origins
+        for event, index in zip(events, decoded.indices, strict=True):
+            source, stamp = origins[index], event.timestamp
             if source not in progress or stamp > progress[source]:
                 progress[source] = stamp
         events, hours, failed = self._hours(events)

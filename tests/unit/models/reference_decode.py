@@ -1,126 +1,116 @@
-"""The batch decoder as it was before the fast path (commit bd9b05e): the reference the fast
-path must agree with, event for event and reject for reject.
-
-The fast path validates a whole batch with a single pydantic call (each message parsed as its own
-JSON document, so no message can bleed into its neighbour); only when that fails are the messages
-validated one by one, so each bad one gets its own reason.
-"""
+"""A reference decoder written independently of models/decode.py and models/bounds.py: one
+message at a time, ``json.loads`` and explicit checks, the event class chosen by hand, and the
+domain bounds restated from the README as plain comparisons. The batch decoder must agree with
+it on every message: the same events, indices, and reject categories and fields."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import Field, Json, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from models.events import (
-    CodegenEvent,
-    ModelEventCodegenCompleted,
-    ModelEventCodegenFailed,
-    ModelEventCodegenStageCompleted,
-    ModelEventCodegenStarted,
-)
+from models.events import EVENT_TYPES
 
-MAX_REASON_LENGTH = 300
-_TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
-
-_Event = Annotated[
-    ModelEventCodegenStarted
-    | ModelEventCodegenStageCompleted
-    | ModelEventCodegenCompleted
-    | ModelEventCodegenFailed,
-    Field(discriminator="event_type"),
-]
-EVENT_ADAPTER: TypeAdapter[CodegenEvent] = TypeAdapter(_Event)
-_BATCH_ADAPTER: TypeAdapter[list[CodegenEvent]] = TypeAdapter(list[Json[_Event]])
+# The README's bounds, written out again (not imported).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+LARGEST_INT = 9_007_199_254_740_992  # 2**53
+LARGEST_COMPLEXITY = 10.0**12
+MAX_DEPTH = 200
+"""pydantic's JSON parser refuses deeper nesting ("recursion limit exceeded")."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """A message that could not become an event: its position in the batch and why."""
-
-    index: int
-    reason: str
-    category: str
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedBatch:
-    events: list[CodegenEvent]
-    indices: list[int]
-    """Position in the input batch of each decoded event."""
-    rejects: list[Reject]
-
-
-def _describe(message: bytes | str, error: ValidationError) -> tuple[str, str]:
-    """(category, reason) of a rejected message; runs only on the slow path."""
-    first = error.errors(include_url=False, include_input=False)[0]
-    kind = first["type"]
-    if isinstance(message, bytes):
-        try:
-            message.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return "invalid_utf8", f"invalid UTF-8 at byte {exc.start}"
-    if kind == "json_invalid":
-        return "invalid_json", f"invalid JSON: {first['msg']}"[:MAX_REASON_LENGTH]
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "not_an_object", "message is not a JSON object"
-    if kind == "union_tag_not_found":
-        return "missing_event_type", "event_type: missing"
-    if kind == "union_tag_invalid":
-        return "unknown_event_type", f"event_type: {first['msg']}"[:MAX_REASON_LENGTH]
-    path = ".".join(str(p) for p in first["loc"][1:]) or "<root>"
-    category = "invalid_field"
-    if kind == "missing":
-        category = "missing_field"
-    elif kind == "finite_number":
-        category = "non_finite_number"
-    return category, f"{path}: {first['msg']}"[:MAX_REASON_LENGTH]
-
-
-def _decode_tolerant(message: bytes | str) -> CodegenEvent:
-    """One message; an event_type in another case is normalised and retried."""
-    try:
-        return EVENT_ADAPTER.validate_json(message)
-    except ValidationError as error:
-        if error.errors()[0]["type"] != "union_tag_invalid":
-            raise
-        data = json.loads(message)
-        tag = data.get("event_type")
-        if not isinstance(tag, str) or tag.upper() == tag:
-            raise
-        data["event_type"] = tag.upper()
-        # A failure now is about a field, not the tag: report that error.
-        return EVENT_ADAPTER.validate_python(data)
-
-
-def decode_one(message: bytes | str) -> CodegenEvent:
-    """Validate one JSON message; raises pydantic.ValidationError."""
-    return _decode_tolerant(message)
-
-
-def decode_batch(messages: list[bytes]) -> DecodedBatch:
-    """Decode raw JSON messages; bad ones come back as rejects with index and reason."""
-    if not messages:
-        return DecodedBatch([], [], [])
-    try:
-        events = _BATCH_ADAPTER.validate_python(messages)
-        return DecodedBatch(events, list(range(len(messages))), [])
-    except (ValidationError, ValueError, TypeError):
-        pass
-    good: list[CodegenEvent] = []
-    indices: list[int] = []
-    rejects: list[Reject] = []
-    for index, message in enumerate(messages):
-        try:
-            good.append(_decode_tolerant(message))
-            indices.append(index)
-        except ValidationError as error:
-            category, reason = _describe(message, error)
-            rejects.append(Reject(index, reason, category))
-        except (ValueError, TypeError, RecursionError) as error:
-            rejects.append(
-                Reject(index, f"undecodable: {error}"[:MAX_REASON_LENGTH], "undecodable")
+def depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: the value may be 1,000 deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
             )
-    return DecodedBatch(good, indices, rejects)
+    return deepest
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event: Any = None
+    category: str | None = None
+    fields: frozenset[str] = frozenset()
+    """The fields a reject may name (the reason's text before the first colon): the field
+    that failed validation, or every field out of its bounds."""
+
+
+def decode(
+    message: Any,
+    now: float,
+    skew: float = 300.0,
+    max_duration: float = 7 * 86_400.0,
+    max_cost: float = 10_000.0,
+) -> Outcome:
+    if isinstance(message, str):
+        text = message
+    elif isinstance(message, bytes | bytearray):
+        try:
+            text = bytes(message).decode("utf-8")
+        except UnicodeDecodeError:
+            return Outcome(category="invalid_utf8")
+    else:  # only bytes come from Kafka; anything else is refused as a whole
+        return Outcome(category="invalid_field", fields=frozenset({"<root>"}))
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # nesting too deep to parse is invalid JSON too
+        return Outcome(category="invalid_json")
+    if depth(data) > MAX_DEPTH:
+        return Outcome(category="invalid_json")
+    if type(data) is not dict:
+        return Outcome(category="not_an_object")
+    if "event_type" not in data:
+        return Outcome(category="missing_event_type", fields=frozenset({"event_type"}))
+    tag = data["event_type"]
+    if isinstance(tag, str) and all(ord(c) < 128 for c in tag):
+        tag = tag.upper()
+    if not isinstance(tag, str) or tag not in EVENT_TYPES:
+        return Outcome(category="unknown_event_type", fields=frozenset({"event_type"}))
+    try:
+        event = EVENT_TYPES[tag].model_validate({**data, "event_type": tag})
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        category = {"missing": "missing_field", "finite_number": "non_finite_number"}.get(
+            first["type"], "invalid_field"
+        )
+        return Outcome(category=category, fields=frozenset({field}))
+    except RecursionError:
+        return Outcome(category="undecodable")
+    stamp = event.timestamp.timestamp()
+    if stamp < EARLIEST:
+        return Outcome(category="out_of_range", fields=frozenset({"timestamp"}))
+    if stamp > now + skew:
+        return Outcome(category="future_timestamp", fields=frozenset({"timestamp"}))
+    out = set()
+    for name in (
+        "total_tokens",
+        "retry_count",
+        "retry_after_seconds",
+        "estimated_duration_seconds",
+    ):
+        value = getattr(event, name, None)
+        if value is not None and abs(value) > LARGEST_INT:
+            out.add(name)
+    for name in ("duration_seconds", "total_duration_seconds", "partial_duration_seconds"):
+        value = getattr(event, name, None)
+        if value is not None and value > max_duration:
+            out.add(name)
+    if getattr(event, "total_cost_usd", 0.0) > max_cost:
+        out.add("total_cost_usd")
+    complexity = getattr(event, "complexity_score", None)
+    if complexity is not None and not math.fabs(complexity) <= LARGEST_COMPLEXITY:
+        out.add("complexity_score")
+    if out:
+        return Outcome(category="out_of_range", fields=frozenset(out))
+    return Outcome(event=event)

@@ -185,3 +185,55 @@ def test_history_keeps_the_latest_final_per_window_newest_first_within_its_size(
     assert len(history.entries()) == 2 and bool(history)
     history.remember(recent[0])  # the same window again is not a new entry
     assert len(history.entries()) == 2
+
+
+def long_name(tag: str, i: int) -> str:
+    return f"{tag}-{i:04d}-".ljust(256, "x")
+
+
+def test_a_window_too_large_to_publish_is_trimmed_to_the_producer_limit_totals_exact() -> None:
+    limit = 100_000
+    kafka = KafkaSettings(topic_prefix="t", extra_config={"message.max.bytes": str(limit)})
+    core = TickPlanner(kafka, PIPELINE, ReducerSettings())
+    flood = [
+        completed(
+            timestamp=TEN + timedelta(seconds=i),
+            primary_model=long_name("model", i),
+            node_type=long_name("node", i),
+            total_tokens=1000 + i,
+        )
+        for i in range(400)
+    ]
+
+    (hourly, _daily) = tick(core, [Collected(None, full=store_with(*flood).take_full())])
+
+    record = hourly.record()[1]
+    assert len(record) <= limit
+    event = ModelEventMetricsRecorded.model_validate(hourly.intent.target_event_payload)
+    assert event.breakdowns_truncated
+    assert event.successful_generations == 400
+    assert event.total_tokens == sum(1000 + i for i in range(400))
+    assert sum(row["total_generations"] for row in event.model_metrics.values()) == 400
+    assert "__other__" in event.model_metrics
+    assert core.stats().windows_set_aside == 0
+
+
+def test_a_window_whose_metrics_raise_is_set_aside_and_the_others_publish() -> None:
+    core = planner()
+    broken = store_with(completed(timestamp=TEN))
+    good = store_with(completed(timestamp=TEN + timedelta(days=1)))
+    results = [Collected(None, full=broken.take_full()), Collected(None, full=good.take_full())]
+    full = core.begin()
+    core.absorb(results, full)
+    hour = (HOURLY, TEN)
+    core.book.states[hour].cost.add(1e308)  # an exact sum no float can hold
+    core.book.states[hour].cost.add(1e308)
+
+    publications = core.plan(None)
+    core.commit(publications, None)
+
+    published = {p.update.window_id for p in publications}
+    assert "hourly:2026-03-02T10:00:00Z" not in published
+    assert {"hourly:2026-03-03T10:00:00Z", "daily:2026-03-03T00:00:00Z"} <= published
+    assert core.stats().windows_set_aside == 1
+    assert core.book.pending == {hour}  # tried again next tick

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from models import EnumMetricsWindow
 from reducer import AggregationState, MetricsAggregator, window_bounds, window_id
-from reducer.windows import hour_number, hour_of_number, hour_start
+from reducer.windows import hour_number, hour_of_number, hour_start, parse_window_id
 from tests.datasets import mixed_events
 
 H, D, W, M = (
@@ -163,3 +163,35 @@ def test_hour_start_and_hour_number_floor_to_the_utc_hour(
 )
 def test_hour_start_at_the_edges_of_an_hour(timestamp: datetime) -> None:
     assert hour_start(timestamp) == _floor_to_hour(timestamp)
+
+
+@pytest.mark.parametrize(
+    ("window", "start", "expected"),
+    [
+        (H, datetime(999, 6, 1, 7, tzinfo=UTC), "hourly:0999-06-01T07:00:00Z"),
+        (D, datetime(2026, 3, 2, tzinfo=UTC), "daily:2026-03-02T00:00:00Z"),
+        (M, datetime(1, 1, 1, tzinfo=UTC), "monthly:0001-01-01T00:00:00Z"),
+    ],
+)
+def test_window_ids_have_four_digit_years_and_parse_back(window, start, expected) -> None:
+    assert window_id(window, start) == expected
+    assert parse_window_id(expected) == (window, start)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "daily:999-06-01T00:00:00Z",  # the unpadded year an older writer produced
+        "daily:2026-03-02T00:00:00",
+        "daily:2026-03-02T00:00:00Z ",
+        "daily:2026-03-02T10:00:00Z",  # not the start of a day
+        "weekly:2026-03-03T00:00:00Z",  # a Tuesday
+        "yearly:2026-01-01T00:00:00Z",
+        "hourly:2026-13-01T00:00:00Z",
+        "hourly:２０２６-03-02T10:00:00Z",  # noqa: RUF001 - full-width digits are not ASCII digits
+        "",
+    ],
+)
+def test_parse_window_id_refuses_anything_window_id_does_not_write(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_window_id(text)

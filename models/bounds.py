@@ -1,0 +1,104 @@
+"""Domain bounds of input events: values a real code generator can emit, and nothing else.
+
+The event models (models/events.py) accept what the original producers send; these bounds keep
+the values that would break arithmetic or publish nonsense out of the aggregates. An event that
+breaks one is dead-lettered with category ``out_of_range`` and a reason naming the field.
+
+- ``timestamp``: from ``MIN_TIMESTAMP`` (2000-01-01T00:00:00Z) to now +
+  ``max_future_skew_seconds`` (category ``future_timestamp`` beyond it). Windows are calendar
+  hours of plausible times; year 1 overflows the hour arithmetic.
+- integers (``total_tokens``, ``retry_count``, ``retry_after_seconds``,
+  ``estimated_duration_seconds``): magnitude at most ``MAX_INT`` (2**53), exact in a double, so
+  every published number is the integer counted.
+- ``duration_seconds``, ``total_duration_seconds``, ``partial_duration_seconds``: at most
+  ``max_duration_seconds`` (default 7 days).
+- ``total_cost_usd``: at most ``max_cost_usd`` (default 10,000 USD) per generation, so a sum of
+  many stays finite and one typo does not dwarf a month.
+- ``complexity_score``: magnitude at most ``MAX_COMPLEXITY`` (1e12), so its mean stays finite.
+
+Numeric timestamps are Unix seconds (a JSON number, integer or fractional), never milliseconds:
+``1.7e12`` is beyond the year 9999 and refused (``invalid_field``), never read as 2023
+(``models.events.EVENT_CONFIG`` sets pydantic's ``val_temporal_unit``). Strings are ISO 8601 /
+RFC 3339; without an offset they are UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+OUT = "out_of_range"
+MIN_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_INT = 2**53
+MAX_COMPLEXITY = 1e12
+DEFAULT_MAX_DURATION_SECONDS = 7 * 24 * 3600.0
+DEFAULT_MAX_COST_USD = 10_000.0
+
+_INTS = frozenset(
+    ("total_tokens", "retry_count", "retry_after_seconds", "estimated_duration_seconds")
+)
+_DURATIONS = frozenset(("duration_seconds", "total_duration_seconds", "partial_duration_seconds"))
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "CODEGEN_STARTED": ("estimated_duration_seconds",),
+    "CODEGEN_STAGE_COMPLETED": ("duration_seconds",),
+    "CODEGEN_COMPLETED": (
+        "total_duration_seconds",
+        "total_tokens",
+        "total_cost_usd",
+        "complexity_score",
+    ),
+    "CODEGEN_FAILED": ("partial_duration_seconds", "retry_count", "retry_after_seconds"),
+}
+"""The bounded numeric fields of each event type."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventBounds:
+    """The configurable bounds (``PipelineSettings``) plus the fixed ones above."""
+
+    max_future_skew_seconds: float = 300.0
+    max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    max_cost_usd: float = DEFAULT_MAX_COST_USD
+
+    @classmethod
+    def of(cls, settings: Any) -> EventBounds:
+        """From any settings object with the three fields (``PipelineSettings``)."""
+        return cls(
+            settings.max_future_skew_seconds, settings.max_duration_seconds, settings.max_cost_usd
+        )
+
+    def horizon(self, now: float) -> datetime:
+        """The latest acceptable timestamp at wall-clock ``now`` (Unix seconds)."""
+        return datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.max_future_skew_seconds)
+
+    def violation(self, event: Any, horizon: datetime) -> tuple[str, str] | None:
+        """(category, reason) if ``event`` is out of range (``horizon`` from
+        ``self.horizon(now)``), else None. The reason starts with the field's name."""
+        stamp = event.timestamp
+        if not MIN_TIMESTAMP <= stamp <= horizon:
+            if stamp < MIN_TIMESTAMP:
+                return OUT, f"timestamp: {stamp.isoformat()} is before {MIN_TIMESTAMP.isoformat()}"
+            return "future_timestamp", (
+                f"timestamp: {stamp.isoformat()} is more than {self.max_future_skew_seconds:g} s "
+                "ahead of now (max_future_skew_seconds)"
+            )
+        for name in _FIELDS[event.event_type]:
+            value = getattr(event, name)
+            if value is None:
+                continue
+            if name in _INTS:
+                if not -MAX_INT <= value <= MAX_INT:
+                    return OUT, f"{name}: magnitude 2**{abs(value).bit_length() - 1} or more"
+            elif name in _DURATIONS:
+                if value > self.max_duration_seconds:
+                    return OUT, (
+                        f"{name}: {value:.6g} s exceeds max_duration_seconds "
+                        f"({self.max_duration_seconds:g})"
+                    )
+            elif name == "total_cost_usd":
+                if value > self.max_cost_usd:
+                    return OUT, f"{name}: {value:.6g} exceeds max_cost_usd ({self.max_cost_usd:g})"
+            elif abs(value) > MAX_COMPLEXITY:
+                return OUT, f"{name}: {value:.6g} has a magnitude above {MAX_COMPLEXITY:g}"
+        return None
