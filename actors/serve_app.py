@@ -13,7 +13,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +33,7 @@ from actors.names import (
 from actors.observability import BreakdownBy, breakdown_rows, prometheus_text
 from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import Settings
+from models.version import VERSION
 from reducer.nodes.stats import PipelineStats, as_json
 from reducer.nodes.supervisor import UNHEALTHY, evaluate_health
 from reducer.state import AggregationState
@@ -42,11 +42,6 @@ from reducer.windows import window_bounds, window_id
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 ACTOR_TIMEOUT_S = 5.0
-
-try:
-    VERSION = version("codegen-metrics-reducer")
-except PackageNotFoundError:  # running from a source tree
-    VERSION = "0+unknown"
 
 app = FastAPI(
     title="codegen-metrics-reducer",

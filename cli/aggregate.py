@@ -10,10 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, BinaryIO
 
-from models import EnumMetricsWindow, ModelMetricsState, decode_batch
-from models.bounds import EventBounds
+from pydantic import ValidationError
+
+from cli.flags import describe_invalid
+from models import EnumMetricsWindow, ModelMetricsState, Settings, decode_batch
+from models.bounds import MIN_TIMESTAMP, EventBounds
 from models.events import CodegenEvent
 from reducer import MetricsAggregator
 
@@ -28,12 +32,37 @@ class LineReport:
     bad: int = 0
     by_category: Counter[str] = field(default_factory=Counter)
     first: list[tuple[int, str]] = field(default_factory=list)
+    stamps: list[datetime] = field(default_factory=list)
+    """Timestamps of the bad lines that carry a usable one (for ``--per-window``)."""
 
-    def reject(self, line_number: int, category: str, reason: str) -> None:
+    def reject(self, line_number: int, category: str, reason: str, line: bytes = b"") -> None:
         self.bad += 1
         self.by_category[category] += 1
         if len(self.first) < REPORT_FIRST_BAD:
             self.first.append((line_number, reason))
+        stamp = usable_timestamp(line)
+        if stamp is not None:
+            self.stamps.append(stamp)
+
+    def charge(self, results: list[ModelMetricsState]) -> list[ModelMetricsState]:
+        """Each window with the bad lines stamped inside it as ``events_invalid``."""
+        charged = []
+        for result in results:
+            start, end = result.window_start, result.window_end
+            invalid = sum(1 for t in self.stamps if start <= t < end)
+            charged.append(result.model_copy(update={"events_invalid": invalid}))
+        return charged
+
+
+def usable_timestamp(line: bytes) -> datetime | None:
+    """The ``timestamp`` of a bad line, if it is an ISO 8601 string within the domain bounds
+    (models/bounds.py); a line without one cannot be placed in any window."""
+    try:
+        stamp = datetime.fromisoformat(json.loads(line)["timestamp"])
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    stamp = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+    return stamp if stamp >= MIN_TIMESTAMP else None
 
 
 def open_input(path: str) -> BinaryIO:
@@ -97,13 +126,22 @@ def read_events(
             break
         decoded = decode_batch(lines, bounds, time.time())
         for reject in decoded.rejects:
-            report.reject(numbers[reject.index], reject.category, reject.reason)
+            report.reject(
+                numbers[reject.index], reject.category, reject.reason, lines[reject.index]
+            )
         progress.update(done, line_number)
         yield from decoded.events
     progress.close()
 
 
 def run_aggregate(path: str, window: str, per_window: bool, output_format: str) -> int:
+    """Aggregate a file with the ``CODEGEN_METRICS_REDUCER__*`` settings and the input bounds
+    (``CODEGEN_METRICS_PIPELINE__MAX_COST_USD``, ...) of the environment, as ``run`` does."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"codegen-metrics: {describe_invalid(exc)}", file=sys.stderr)
+        return 2
     try:
         stream = open_input(path)
         size = os.path.getsize(path) if path != "-" and not path.endswith(".gz") else None
@@ -112,17 +150,22 @@ def run_aggregate(path: str, window: str, per_window: bool, output_format: str) 
         return 2
     report = LineReport()
     window_type = EnumMetricsWindow(window)
+    bounds = EventBounds.of(settings.pipeline)
     try:
         with stream:
-            events = read_events(stream, report, Progress(size))
+            events = read_events(stream, report, Progress(size), bounds)
             if per_window:
-                results = MetricsAggregator.aggregate_windows(events, window_type)
+                results = MetricsAggregator.aggregate_windows(events, window_type, settings.reducer)
             else:
-                results = [MetricsAggregator.aggregate_events(events, window_type)]
+                results = [
+                    MetricsAggregator.aggregate_events(events, window_type, settings.reducer)
+                ]
     except (OSError, EOFError) as exc:
         print(f"codegen-metrics: error reading {path!r}: {exc}", file=sys.stderr)
         return 2
-    if not per_window:  # bad lines have no trustworthy timestamp: no window to charge them to
+    if per_window:  # each window counts the bad lines stamped inside it
+        results = report.charge(results)
+    else:
         results = [results[0].model_copy(update={"events_invalid": report.bad})]
     if report.bad:
         print(
@@ -132,6 +175,13 @@ def run_aggregate(path: str, window: str, per_window: bool, output_format: str) 
         )
         for number, reason in report.first:
             print(f"  line {number}: {reason}", file=sys.stderr)
+        unplaced = report.bad - sum(r.events_invalid for r in results)
+        if per_window and unplaced:
+            print(
+                f"  {unplaced} of them in no window (no usable timestamp, or none of the "
+                "window's events valid)",
+                file=sys.stderr,
+            )
     if output_format == "json":
         if per_window:
             print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))

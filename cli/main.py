@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from models import EnumMetricsWindow
+from models.version import VERSION
 
 WINDOW_CHOICES = [w.value for w in EnumMetricsWindow]
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="codegen-metrics",
         description="Streaming metrics reducer for fleets of LLM code generators.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     aggregate = commands.add_parser(

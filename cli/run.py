@@ -18,140 +18,85 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from cli.flags import FlagError, add_settings_arguments, describe_invalid, overrides_from_args
 from models import Settings
 from reducer.nodes.stats import CoordinatorStats, PipelineStats
 
 log = logging.getLogger("codegen_metrics")
 
-#: flag -> (settings section, field, help). Each flag's env var is shown in its help.
-FLAGS: dict[str, tuple[str, str, type, str]] = {
-    "--bootstrap-servers": (
-        "kafka",
-        "bootstrap_servers",
-        str,
-        "Kafka bootstrap servers; empty starts the embedded Tansu broker",
-    ),
-    "--topic-prefix": ("kafka", "topic_prefix", str, "environment prefix of every topic name"),
-    "--group-id": ("kafka", "group_id", str, "consumer group of the ingest actors"),
-    "--auto-offset-reset": (
-        "kafka",
-        "auto_offset_reset",
-        str,
-        "where a new consumer group starts (earliest = backfill)",
-    ),
-    "--security-protocol": ("kafka", "security_protocol", str, "e.g. SASL_SSL"),
-    "--sasl-mechanism": ("kafka", "sasl_mechanism", str, "e.g. SCRAM-SHA-512"),
-    "--sasl-username": ("kafka", "sasl_username", str, "SASL user (password: env only)"),
-    "--ssl-ca-location": ("kafka", "ssl_ca_location", str, "CA bundle path"),
-    "--ingest-actors": ("pipeline", "ingest_actors", int, "Kafka consumers (one group)"),
-    "--window-actors": ("pipeline", "window_actors", int, "stateful window actors"),
-    "--batch-size": ("pipeline", "batch_size", int, "messages per consumed batch"),
-    "--max-batches-in-flight": (
-        "pipeline",
-        "max_batches_in_flight",
-        int,
-        "per ingest actor, before backpressure",
-    ),
-    "--tick-seconds": ("pipeline", "tick_seconds", float, "coordinator publish interval"),
-    "--allowed-lateness-seconds": (
-        "pipeline",
-        "allowed_lateness_seconds",
-        float,
-        "how far behind the watermark an event may be",
-    ),
-    "--idle-partition-timeout-seconds": (
-        "pipeline",
-        "idle_partition_timeout_seconds",
-        float,
-        "a silent partition stops holding the watermark",
-    ),
-    "--ray-address": (
-        "pipeline",
-        "ray_address",
-        str,
-        "'local' starts Ray; 'auto' or host:port joins a cluster",
-    ),
-    "--serve-host": ("serve", "host", str, "HTTP bind address"),
-    "--serve-port": ("serve", "port", int, "HTTP port"),
-}
-
-
-def env_name(section: str, name: str) -> str:
-    return f"CODEGEN_METRICS_{section.upper()}__{name.upper()}"
-
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    for flag, (section, name, kind, text) in FLAGS.items():
-        parser.add_argument(
-            flag, type=kind, default=None, help=f"{text} [env: {env_name(section, name)}]"
-        )
-    parser.add_argument(
-        "--windows",
-        default=None,
-        help="comma-separated window types to publish, e.g. hourly,daily "
-        f"[env: {env_name('pipeline', 'windows')} as a JSON list]",
-    )
-    parser.add_argument(
-        "--kafka-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any librdkafka property, repeatable [env: "
-        f"{env_name('kafka', 'extra_config')} as a JSON object]",
-    )
+    add_settings_arguments(parser)
     parser.add_argument("--demo", action="store_true", help="also produce a simulated fleet")
     parser.add_argument("--demo-rate", type=float, default=200.0, help="demo events per second")
     parser.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: run)"
     )
     parser.add_argument("--no-dashboard", action="store_true", help="don't start the Ray dashboard")
-    parser.add_argument("--no-serve", action="store_true", help="don't start the HTTP API")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags override environment variables, which override defaults."""
-    overrides: dict[str, dict[str, Any]] = {}
-    for flag, (section, name, _kind, _text) in FLAGS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
-            overrides.setdefault(section, {})[name] = value
-    if args.windows:
-        overrides.setdefault("pipeline", {})["windows"] = [
-            w.strip() for w in args.windows.split(",") if w.strip()
-        ]
-    if getattr(args, "no_serve", False):
-        overrides.setdefault("serve", {})["enabled"] = False
-    if args.kafka_config:
-        pairs = dict(item.split("=", 1) for item in args.kafka_config if "=" in item)
-        overrides.setdefault("kafka", {})["extra_config"] = pairs
-    return Settings(**overrides)
+    return Settings(**overrides_from_args(args))
 
 
 def _init_ray(settings: Settings, dashboard: bool) -> None:
+    """Ray with this instance's namespace; actor logs reach the driver (and so ``ray job
+    logs``) in the format and level of ``settings.log``."""
     import ray
 
     from actors.names import namespace
 
-    address = settings.pipeline.ray_address
-    if address == "local":
+    options: dict[str, Any] = {
+        "namespace": namespace(settings.instance),
+        "log_to_driver": True,
+        "logging_config": ray.LoggingConfig(
+            encoding="JSON" if settings.log.format == "json" else "TEXT",
+            log_level=settings.log.level,
+        ),
+    }
+    if settings.pipeline.ray_address == "local":
         ray.init(
             address="local",
-            namespace=namespace(settings.instance),
             include_dashboard=dashboard,
             dashboard_host="127.0.0.1",
             _temp_dir=tempfile.mkdtemp(prefix="ray", dir="/tmp"),
-            log_to_driver=False,
+            **options,
         )
     else:
-        ray.init(address=address, namespace=namespace(settings.instance), log_to_driver=False)
+        ray.init(address=settings.pipeline.ray_address, **options)
+
+
+def _setup_logging(settings: Settings) -> logging.Handler:
+    """The driver's own lines until Ray starts, in the format Ray's ``LoggingConfig`` then
+    gives driver and actors alike; returns the handler to remove once Ray has added its own."""
+    handler = logging.StreamHandler()
+    try:
+        from ray._common.formatters import JSONFormatter, TextFormatter
+
+        handler.setFormatter(JSONFormatter() if settings.log.format == "json" else TextFormatter())
+    except ImportError:  # another Ray release: its formatters moved; plain lines until Ray is up
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(settings.log.level)
+    root.addHandler(handler)
+    return handler
 
 
 class ProgressLine:
-    """Events/s in, published updates/s, windows, in-flight batches, bad events."""
+    """Events/s in, published updates/s, windows, in-flight batches, bad events: every 2 s on
+    a terminal, once a minute into a log (``ray job logs``: 1,440 lines a day, not 43,200)."""
 
-    def __init__(self) -> None:
+    def __init__(self, interactive: bool | None = None, log_every_s: float = 60.0) -> None:
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.every_s = 0.0 if self.interactive else log_every_s
         self.last: tuple[float, int, int] | None = None
         """(monotonic time, events in, published) at the last render."""
+
+    def due(self) -> bool:
+        return self.last is None or time.monotonic() - self.last[0] >= self.every_s
 
     def render(self, stats: PipelineStats) -> str:
         now = time.monotonic()
@@ -180,12 +125,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from actors.ray_env import apply_ray_environment
 
     apply_ray_environment()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = settings_from_args(args)
-    except Exception as exc:  # pydantic ValidationError: show it plainly
-        print(f"codegen-metrics: invalid configuration: {exc}", file=sys.stderr)
+    except FlagError as exc:
+        print(f"codegen-metrics: {exc}", file=sys.stderr)
         return 2
+    except ValidationError as exc:
+        print(f"codegen-metrics: {describe_invalid(exc)}", file=sys.stderr)
+        return 2
+    early_handler = _setup_logging(settings)
 
     from actors.broker import EmbeddedBroker
     from actors.pipeline import Pipeline
@@ -208,13 +156,22 @@ def run_pipeline(args: argparse.Namespace) -> int:
         )
         log.info("embedded Tansu broker on %s (memory only)", broker.bootstrap_servers)
     stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+
+    def stop_on_signals() -> None:
+        """SIGTERM (``ray job stop``, systemd, Kubernetes) and SIGINT (Ctrl-C) both mean a clean
+        stop. Installed again after ``ray.init``, which replaces the SIGTERM handler with an
+        immediate ``sys.exit``."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+
+    stop_on_signals()
     pipeline: Pipeline | None = None
     registrar: Any = None
     demo: threading.Thread | None = None
     try:
         _init_ray(settings, dashboard=not args.no_dashboard)
+        logging.getLogger().removeHandler(early_handler)  # Ray's handler has taken over
+        stop_on_signals()
         try:
             pipeline = Pipeline(settings).start()
         except ResumeRefused as refused:
@@ -231,7 +188,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 return 2
             log.info("HTTP API on %s (dashboard /, health /health, docs /docs)", served.url)
             from actors.consul import ConsulRegistrar
-            from actors.serve_app import VERSION
+            from models.version import VERSION
 
             registrar = ConsulRegistrar.from_settings(
                 settings.consul,
@@ -262,7 +219,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
             action = pipeline.supervise(stats)
             if action:
                 log.warning("recovery: %s", action)
-            print(progress.render(stats), file=sys.stderr, flush=True)
+            if progress.due():
+                line = progress.render(stats)
+                if progress.interactive:
+                    print(line, file=sys.stderr, flush=True)
+                else:
+                    log.info("progress: %s", line)
             if deadline is not None and time.monotonic() >= deadline:
                 break
         stopping.set()

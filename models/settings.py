@@ -22,6 +22,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from models.bounds import DEFAULT_MAX_COST_USD, DEFAULT_MAX_DURATION_SECONDS
 from models.metrics import EnumMetricsWindow
 
+_SECRET_KEY = re.compile(r"password|secret|token|credential|key\.pem|oauthbearer\.config", re.I)
+"""librdkafka properties whose values are secrets (``sasl.password``, ``ssl.key.pem``, ...)."""
 DEFAULT_COST_EDGES: tuple[float, ...] = (0.01, 0.05, 0.10, 0.50, 1.00)
 DEFAULT_QUALITY_EDGES: tuple[float, float] = (0.6, 0.8)
 
@@ -29,7 +31,7 @@ DEFAULT_QUALITY_EDGES: tuple[float, float] = (0.6, 0.8)
 class ReducerSettings(BaseModel):
     """Bounds and bucket edges of the pure aggregation core (reducer/)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     exact_percentile_cap: Annotated[int, Field(ge=1)] = 10_000
     """Duration samples a state keeps exactly; beyond it a 1%-accurate sketch takes over."""
@@ -59,22 +61,42 @@ class ReducerSettings(BaseModel):
 class KafkaSettings(BaseModel):
     """Where events come from and go to. Empty bootstrap_servers starts the embedded broker."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     bootstrap_servers: str = ""
+    """Kafka bootstrap servers (host:port,...); empty starts the embedded Tansu broker."""
     topic_prefix: str = "dev"
+    """Environment prefix of every topic name (``<prefix>.codegen.started.v1``, ...)."""
     group_id: str = "codegen-metrics-reducer"
+    """Consumer group of the ingest actors; also names the instance unless ``instance`` is set."""
     auto_offset_reset: str = "earliest"
+    """Where a new consumer group starts: ``earliest`` backfills the retained log."""
     security_protocol: str | None = None
+    """librdkafka ``security.protocol``, e.g. ``SASL_SSL``."""
     sasl_mechanism: str | None = None
+    """librdkafka ``sasl.mechanism``, e.g. ``SCRAM-SHA-512``."""
     sasl_username: str | None = None
+    """SASL user name."""
     sasl_password: SecretStr | None = None
+    """SASL password (environment only)."""
     ssl_ca_location: str | None = None
+    """CA bundle that verifies the brokers."""
     ssl_certificate_location: str | None = None
+    """Client certificate (mutual TLS)."""
     ssl_key_location: str | None = None
+    """Client private key (mutual TLS)."""
     ssl_key_password: SecretStr | None = None
+    """Password of the client private key (environment only)."""
     extra_config: dict[str, str] = Field(default_factory=dict)
     """Any other librdkafka property, passed through verbatim (e.g. {"client.rack": "a"})."""
+
+    def __repr_args__(self) -> Any:
+        """Secret-looking ``extra_config`` values (passwords, secrets, tokens, keys) appear
+        as ``'**********'``, as SecretStr fields do, in repr, logs and errors."""
+        for name, value in super().__repr_args__():
+            if name == "extra_config":
+                value = {k: "**********" if _SECRET_KEY.search(k) else v for k, v in value.items()}
+            yield name, value
 
     def topic(self, suffix: str) -> str:
         return f"{self.topic_prefix}.{suffix}" if self.topic_prefix else suffix
@@ -130,9 +152,10 @@ class KafkaSettings(BaseModel):
 class PipelineSettings(BaseModel):
     """Shape and pacing of the Ray pipeline."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     ray_address: str = "local"
+    """``local`` starts a Ray of its own; ``auto`` or ``host:port`` joins a running cluster."""
     instance: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$")] = ""
     """Names this pipeline on a shared Ray cluster: its Ray namespace, Serve application,
     Consul service id, checkpoint folder and metric labels all derive from it, so pipelines
@@ -142,10 +165,17 @@ class PipelineSettings(BaseModel):
     window_actors: Annotated[int, Field(ge=0)] = 2
     """Stateful window actors; 0 sizes from the cluster (the CPUs the ingest actors leave)."""
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 100
+    """Messages an ingest actor reads and dispatches at once."""
     max_batches_in_flight: Annotated[int, Field(ge=1)] = 4
+    """Batches an ingest actor has sent but not seen applied before it stops reading
+    (backpressure)."""
     tick_seconds: Annotated[float, Field(gt=0)] = 5.0
+    """How often the coordinator merges and publishes changed windows."""
     allowed_lateness_seconds: Annotated[float, Field(ge=0)] = 60.0
+    """How far behind the watermark an event may arrive and still count; later ones go to the late-
+    events topic."""
     idle_partition_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """A partition silent this long stops holding the watermark back."""
     assignment_stall_seconds: Annotated[float, Field(gt=0)] = 60.0
     """Input partitions owned by no ingest actor this long (a consumer group stuck in a
     rebalance) make the supervisor rebuild the pipeline from its checkpoint with the group
@@ -156,13 +186,14 @@ class PipelineSettings(BaseModel):
         EnumMetricsWindow.WEEKLY,
         EnumMetricsWindow.MONTHLY,
     )
+    """Window types to compute and publish."""
     history_size: Annotated[int, Field(ge=1, le=10_000)] = 200
     """Closed windows kept per window type for /history (rebuilt from the metrics topic)."""
     dedup_horizon_seconds: Annotated[float, Field(ge=0)] = 3600.0
     """Event-time span within which a repeated event_id is dropped as a duplicate."""
     max_future_skew_seconds: Annotated[float, Field(ge=0)] = 300.0
-    """Events stamped further than this in the future are bad input (``out_of_range``), not
-    new windows."""
+    """Events stamped further than this in the future are bad input (``future_timestamp``),
+    not new windows."""
     max_duration_seconds: Annotated[float, Field(gt=0)] = DEFAULT_MAX_DURATION_SECONDS
     """Longer stage, generation or partial durations are ``out_of_range`` (models/bounds.py)."""
     max_cost_usd: Annotated[float, Field(gt=0)] = DEFAULT_MAX_COST_USD
@@ -170,6 +201,7 @@ class PipelineSettings(BaseModel):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     """Larger messages are dead-lettered unread."""
     checkpoint_interval_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """How often a consistent checkpoint (offsets and every window) is written."""
     storage_path: str = ""
     """Where checkpoints go, as Ray Train and Tune's ``storage_path``: a local path (on the
     head node, or an NFS mount), or a URI pyarrow.fs understands (``s3://bucket/prefix``,
@@ -179,14 +211,18 @@ class PipelineSettings(BaseModel):
     ``~/.local/state/codegen-metrics``), never the working directory, which ``ray job submit``
     replaces with every deploy."""
     checkpoints_kept: Annotated[int, Field(ge=1)] = 3
+    """Checkpoints kept; a restore falls back to an older one if the newest is unreadable."""
     reset_state: bool = False
     """Start over from the earliest retained offsets with empty state, setting aside any
     checkpoint found (moved to a ``reset-<time>`` folder) and replacing the consumer group's
     committed offsets. Without it, a start that would resume without a matching checkpoint
     is refused (see README, "Checkpoints and redeploys")."""
     publish_max_attempts: Annotated[int, Field(ge=1)] = 3
+    """Attempts of the intent executor per metrics event before it is dead-lettered."""
     publish_backoff_seconds: Annotated[float, Field(ge=0)] = 0.5
+    """Wait before the second publish attempt."""
     publish_backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    """Growth of the wait between publish attempts."""
     gc_young_threshold: Annotated[int, Field(ge=0)] = 50_000
     """Net new container objects between collections of the young generation in the ingest,
     window and coordinator actors, which also freeze their start-up heap (actors/collector.py);
@@ -196,12 +232,14 @@ class PipelineSettings(BaseModel):
 class ServeSettings(BaseModel):
     """The HTTP API (Ray Serve). Bound to loopback unless told otherwise."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     enabled: bool = True
+    """Serve the HTTP API (health, snapshot, metrics, dashboard) on Ray Serve."""
     node_id: str = ""
     """Identity in /health and Consul; empty means this host's name."""
     host: str = "127.0.0.1"
+    """HTTP bind address; loopback unless told otherwise."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8063
     """A fixed port: Consul and load balancers are told this one (no 0 for "any free").
     Serve has one HTTP proxy per Ray cluster: the first pipeline to start Serve decides the
@@ -224,7 +262,7 @@ class ConsulSettings(BaseModel):
     prefixed variables win field by field.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     host: str = ""
     """Agent host or IP; empty turns registration off. Env: CONSUL_HTTP_ADDR or CONSUL_HOST."""
@@ -344,6 +382,17 @@ def instance_name(group_id: str) -> str:
     return name or "default"
 
 
+class LogSettings(BaseModel):
+    """Logging of the driver and every actor (through Ray's ``LoggingConfig``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level logged, in the driver and the actors."""
+    format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line, in the driver and the actors alike."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, from flags and ``CODEGEN_METRICS_*`` environment variables."""
 
@@ -356,6 +405,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     serve: ServeSettings = ServeSettings()
     consul: ConsulSettings = ConsulSettings()
+    log: LogSettings = LogSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,6 +1,6 @@
 """`codegen-metrics run` as an operator starts it: its own local Ray and embedded broker, the API
 on the port the flag names, registration in Consul (the in-process fake agent: no real agent can
-be installed here), and on Ctrl-C a clean stop that deregisters first."""
+be installed here), and on Ctrl-C or SIGTERM the same clean stop, deregistering first, exit 0."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from actors.broker import free_port
 from actors.consul import SERVICE_NAME
@@ -28,8 +30,17 @@ def _health(port: int) -> dict | None:
         return None
 
 
-def test_run_serves_on_the_flagged_port_registers_in_consul_and_deregisters_on_ctrl_c(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "stop",
+    [
+        # Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
+        pytest.param(lambda child: os.killpg(child.pid, signal.SIGINT), id="ctrl-c"),
+        # ray job stop, systemd and Kubernetes send SIGTERM to the process alone.
+        pytest.param(lambda child: child.send_signal(signal.SIGTERM), id="sigterm"),
+    ],
+)
+def test_run_serves_on_the_flagged_port_registers_in_consul_and_stops_cleanly_on_a_signal(
+    tmp_path: Path, stop
 ) -> None:
     port = free_port()
     with FakeConsulAgent(required_token=TOKEN) as agent:
@@ -60,14 +71,15 @@ def test_run_serves_on_the_flagged_port_registers_in_consul_and_deregisters_on_c
             assert service["Service"] == SERVICE_NAME
             assert (service["Address"], service["Port"]) == ("127.0.0.1", port)
 
-            os.killpg(child.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+            stop(child)
             out, _ = child.communicate(timeout=120)
         finally:
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.communicate()
         assert child.returncode == 0, out[-3000:]
-        assert "stopped cleanly" in out, out[-3000:]
+        assert "stopping: draining" in out and "stopped cleanly" in out, out[-3000:]
+        assert "SIGTERM received" not in out  # Ray's handler, with its C++ stack dump
         assert agent.services == {}
         assert agent.requests_to("PUT", "/v1/agent/service/deregister/")
         assert [(r.method, r.path) for r in agent.requests if r.token() != TOKEN] == []

@@ -262,3 +262,52 @@ def test_the_progress_bar_without_a_known_size_counts_lines(monkeypatch) -> None
     Progress(total_bytes=None, stream=terminal).update(0, lines=1234)
 
     assert "1,234 lines" in terminal.getvalue()
+
+
+def test_per_window_charges_bad_lines_to_the_window_they_are_stamped_in(
+    tmp_path: Path, capsys
+) -> None:
+    ten, eleven = BASE_TIME.replace(hour=10), BASE_TIME.replace(hour=11)
+    lines = [
+        to_json(completed_dict(timestamp=ten)),
+        to_json(completed_dict(timestamp=eleven)),
+        to_json(completed_dict(timestamp=eleven, quality_score=7)),  # invalid, stamped 11:00
+        to_json(completed_dict(timestamp=eleven, total_cost_usd=1e308)),  # out of range, 11:00
+        b"{not json",  # no timestamp: in no window
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    code, out, err = run(capsys, "aggregate", str(path), "--per-window", "--format", "json")
+
+    assert code == 0
+    assert [w["events_invalid"] for w in json.loads(out)] == [0, 2]
+    assert "3 bad line(s)" in err and "1 of them in no window" in err
+
+
+def test_aggregate_honours_the_reducer_and_bound_settings_of_the_environment(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [to_json(completed_dict(total_cost_usd=c, quality_score=0.9)) for c in (0.5, 2.0)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setenv("CODEGEN_METRICS_PIPELINE__MAX_COST_USD", "1")
+    monkeypatch.setenv("CODEGEN_METRICS_REDUCER__QUALITY_BUCKET_EDGES", "[0.95, 0.99]")
+
+    code, out, err = run(capsys, "aggregate", str(path), "--format", "json")
+
+    result = json.loads(out)
+    assert code == 0 and "out_of_range: 1" in err
+    assert result["total_cost_usd"] == 0.5 and result["events_invalid"] == 1
+    assert result["quality_score_buckets"] == {"low": 1, "medium": 0, "high": 0}
+
+
+def test_an_invalid_setting_in_the_environment_exits_2_without_echoing_its_value(
+    bad_file: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODEGEN_METRICS_KAFKA__SASL_PASSWD", "hunter2-secret")
+
+    code, out, err = run(capsys, "aggregate", str(bad_file))
+
+    assert code == 2 and out == ""
+    assert "kafka.sasl_passwd" in err and "hunter2" not in err
