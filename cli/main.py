@@ -1,4 +1,4 @@
-"""The ``codegen-metrics`` command: aggregate, simulate, run."""
+"""The ``codegen-metrics`` command: aggregate, simulate, schema, run."""
 
 from __future__ import annotations
 
@@ -64,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=None, help="stop after S seconds (Kafka, with --rate)"
     )
 
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the input events or of the published event"
+    )
+    schema.add_argument(
+        "which",
+        nargs="?",
+        choices=["input", "output"],
+        default="input",
+        help="input: the four workflow events, bounds included (default); output: the "
+        "published CODEGEN_METRICS_RECORDED event",
+    )
+
     from cli.run import add_run_arguments
 
     run = commands.add_parser("run", help="run the streaming pipeline until Ctrl-C / SIGTERM")
@@ -100,6 +112,29 @@ def _simulate_to_kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_schema(which: str) -> int:
+    """The schema with the bounds of this environment's settings (as ``run`` would use)."""
+    import json
+
+    from pydantic import ValidationError
+
+    from cli.flags import describe_invalid
+    from models import Settings
+    from models.bounds import EventBounds
+    from models.schema import input_schema, output_schema
+
+    if which == "output":
+        print(json.dumps(output_schema(), indent=2))
+        return 0
+    try:
+        bounds = EventBounds.of(Settings().pipeline)
+    except ValidationError as exc:
+        print(f"codegen-metrics: {describe_invalid(exc)}", file=sys.stderr)
+        return 2
+    print(json.dumps(input_schema(bounds), indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "aggregate":
@@ -108,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_aggregate(args.path, args.window, args.per_window, args.format)
     if args.command == "simulate":
         return _simulate_to_kafka(args) if args.bootstrap_servers else _simulate_to_file(args)
+    if args.command == "schema":
+        return _print_schema(args.which)
     if args.command == "run":
         from cli.run import run_pipeline
 

@@ -35,11 +35,13 @@ MAX_COMPLEXITY = 1e12
 DEFAULT_MAX_DURATION_SECONDS = 7 * 24 * 3600.0
 DEFAULT_MAX_COST_USD = 10_000.0
 
-_INTS = frozenset(
+INT_FIELDS = frozenset(
     ("total_tokens", "retry_count", "retry_after_seconds", "estimated_duration_seconds")
 )
-_DURATIONS = frozenset(("duration_seconds", "total_duration_seconds", "partial_duration_seconds"))
-_FIELDS: dict[str, tuple[str, ...]] = {
+DURATION_FIELDS = frozenset(
+    ("duration_seconds", "total_duration_seconds", "partial_duration_seconds")
+)
+BOUNDED_FIELDS: dict[str, tuple[str, ...]] = {
     "CODEGEN_STARTED": ("estimated_duration_seconds",),
     "CODEGEN_STAGE_COMPLETED": ("duration_seconds",),
     "CODEGEN_COMPLETED": (
@@ -83,14 +85,14 @@ class EventBounds:
                 f"timestamp: {stamp.isoformat()} is more than {self.max_future_skew_seconds:g} s "
                 "ahead of now (max_future_skew_seconds)"
             )
-        for name in _FIELDS[event.event_type]:
+        for name in BOUNDED_FIELDS[event.event_type]:
             value = getattr(event, name)
             if value is None:
                 continue
-            if name in _INTS:
+            if name in INT_FIELDS:
                 if not -MAX_INT <= value <= MAX_INT:
                     return OUT, f"{name}: magnitude 2**{abs(value).bit_length() - 1} or more"
-            elif name in _DURATIONS:
+            elif name in DURATION_FIELDS:
                 if value > self.max_duration_seconds:
                     return OUT, (
                         f"{name}: {value:.6g} s exceeds max_duration_seconds "

@@ -26,6 +26,7 @@ from models.events import (
 )
 
 MAX_REASON_LENGTH = 300
+SCHEMA_REGISTRY_MAGIC = b"\x00"
 _TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
 
 _Event = Annotated[
@@ -109,6 +110,15 @@ def _decode_tolerant(message: bytes | str) -> CodegenEvent:
 def decode_one(message: bytes | str) -> CodegenEvent:
     """Validate one JSON message; raises pydantic.ValidationError."""
     return _decode_tolerant(message)
+
+
+def unframe(messages: list[bytes]) -> list[bytes]:
+    """Messages without the Confluent Schema Registry framing (magic byte 0, then a 4-byte
+    schema id) where they have it; JSON never starts with a zero byte, so nothing else is
+    touched."""
+    if not any(m[:1] == SCHEMA_REGISTRY_MAGIC for m in messages):
+        return messages
+    return [m[5:] if m[:1] == SCHEMA_REGISTRY_MAGIC and len(m) >= 5 else m for m in messages]
 
 
 def decode_batch(

@@ -198,6 +198,10 @@ class PipelineSettings(BaseModel):
     """Longer stage, generation or partial durations are ``out_of_range`` (models/bounds.py)."""
     max_cost_usd: Annotated[float, Field(gt=0)] = DEFAULT_MAX_COST_USD
     """A generation costing more is ``out_of_range``."""
+    schema_registry_framing: bool = False
+    """Input messages may carry the Confluent Schema Registry wire format: a zero magic byte
+    and a 4-byte schema id before the JSON. Off: such messages are ``invalid_json``. On: the
+    five bytes are skipped (plain JSON messages are still read)."""
     max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     """Larger messages are dead-lettered unread."""
     checkpoint_interval_seconds: Annotated[float, Field(gt=0)] = 30.0

@@ -23,7 +23,7 @@ from typing import Any
 
 from models.bounds import EventBounds
 from models.dead_letter import DeadLetterCategory, truncate_reason
-from models.decode import decode_batch
+from models.decode import decode_batch, unframe
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
 from models.settings import PipelineSettings, ReducerSettings
@@ -126,6 +126,7 @@ class WindowNode:
     ) -> None:
         self.index = index
         self.bounds = EventBounds.of(pipeline)
+        self.framed = pipeline.schema_registry_framing
         self.store = PaneStore(reducer, pipeline.windows)
         self.tracker = WatermarkTracker(
             pipeline.allowed_lateness_seconds, pipeline.idle_partition_timeout_seconds
@@ -148,7 +149,8 @@ class WindowNode:
         be applied: messages that are not valid events (or are out of the domain bounds, such as
         stamped too far in the future), messages whose processing raised, and events too late
         for their window."""
-        decoded = decode_batch(batch.values, self.bounds, now)
+        values = unframe(batch.values) if self.framed else batch.values
+        decoded = decode_batch(values, self.bounds, now)
         rejects = [(r.index, r.category, r.reason) for r in decoded.rejects]
         events = decoded.events
         progress: dict[int, datetime] = {}

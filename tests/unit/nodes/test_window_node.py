@@ -182,3 +182,40 @@ def test_two_snapshots_restore_into_one_node_as_their_merge() -> None:
 
     assert hour_state(both).events_by_type == [3, 0, 0, 0]
     assert both.stats(NOW).events_applied == 3
+
+
+def test_out_of_range_events_are_refused_and_the_valid_ones_of_the_batch_applied() -> None:
+    windows = node()
+    good = [encode(failed_dict(timestamp=HOUR + timedelta(minutes=i))) for i in range(3)]
+    poison = [
+        encode(completed_dict(timestamp="0001-01-01T00:30:00+01:00")),
+        encode(completed_dict(timestamp=HOUR, total_cost_usd=1e308)),
+        json.dumps(completed_dict(timestamp=HOUR.isoformat()))
+        .replace('"total_tokens": 1000', '"total_tokens": ' + "9" * 4300)
+        .encode(),
+    ]
+    applied = windows.apply(
+        batch([poison[0], good[0], poison[1], good[1], poison[2], good[2]]), NOW
+    )
+
+    assert sorted((p, c) for p, c, _ in applied.rejects) == [
+        (0, "out_of_range"),
+        (2, "out_of_range"),
+        (4, "out_of_range"),
+    ]
+    assert applied.applied == 3
+    collected = windows.collect(NOW)  # the watermark and the deltas stay computable
+    assert collected.watermark is not None and collected.watermark.year == HOUR.year
+    assert hour_state(windows).events_by_type == [0, 0, 0, 3]
+
+
+def test_schema_registry_framed_messages_are_read_when_configured() -> None:
+    framed = [
+        b"\x00\x00\x00\x00\x07" + encode(failed_dict(timestamp=HOUR)),
+        encode(failed_dict(timestamp=HOUR + timedelta(minutes=1))),  # plain JSON still read
+    ]
+    plain = node().apply(batch(framed), NOW)
+    assert [(p, c) for p, c, _ in plain.rejects] == [(0, "invalid_json")]
+
+    applied = node(schema_registry_framing=True).apply(batch(framed), NOW)
+    assert applied.rejects == [] and applied.applied == 2
