@@ -7,6 +7,7 @@ every decision (routing, size checks, offsets, what to dead-letter) is the dispa
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -54,6 +55,7 @@ class KafkaIngestActor:
         self.inflight = InFlight(pipeline.max_batches_in_flight, self._settle)
         self.gate = CheckpointGate()
         self.group: dict[str, Any] = {}
+        self.lags: dict[str, int] = {}
         self.last_poll: float | None = None
         self.error: str | None = None
         self._stop = threading.Event()
@@ -130,13 +132,16 @@ class KafkaIngestActor:
         stats.running = self._thread is not None and self._thread.is_alive()
         stats.paused = self.gate.held
         stats.group = self.group
+        stats.consumer_lag = self.lags
         stats.error = self.error
         stats.node_id = ray.get_runtime_context().get_node_id()
         stats.gc = collector_stats()
         return stats
 
     def _on_client_stats(self, report: str) -> None:
-        self.group = kafka.group_state(report)
+        parsed = json.loads(report)
+        self.group = kafka.group_state(parsed)
+        self.lags = kafka.consumer_lags(parsed)
 
     # -- the loop ------------------------------------------------------------------------------
 

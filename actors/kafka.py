@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka
@@ -93,11 +93,24 @@ def leave_and_close(consumer: confluent_kafka.Consumer, timeout: float = 5.0) ->
     consumer.close()
 
 
-def group_state(report: str) -> dict[str, Any]:
+def group_state(report: str | dict[str, Any]) -> dict[str, Any]:
     """The consumer-group part of a librdkafka statistics report (``stats_cb``)."""
-    group = json.loads(report).get("cgrp") or {}
+    parsed = json.loads(report) if isinstance(report, str) else report
+    group = parsed.get("cgrp") or {}
     keys = ("state", "join_state", "rebalance_cnt", "rebalance_reason", "assignment_size")
     return {key: group.get(key) for key in keys}
+
+
+def consumer_lags(report: dict[str, Any]) -> dict[str, int]:
+    """Messages behind the partition's end, as ``topic[partition]``, for the partitions this
+    consumer fetches (librdkafka reports -1 while it does not know; those are left out)."""
+    lags = {}
+    for topic, data in (report.get("topics") or {}).items():
+        for partition, p in (data.get("partitions") or {}).items():
+            lag = p.get("consumer_lag", -1)
+            if partition != "-1" and p.get("fetch_state") == "active" and lag >= 0:
+                lags[f"{topic}[{partition}]"] = lag
+    return lags
 
 
 def still_at_end(
@@ -167,24 +180,41 @@ def topic_partitions(
     )
 
 
-TOPIC_PARTITIONS = 4
 """Partitions of each topic the pipeline creates."""
+
+
+def topic_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
+    """Every topic the pipeline uses, with the configs it creates them with: the target topic
+    is compacted, since consumers upsert by its key (the window id) and only the latest
+    revision of a window matters; the others keep the broker's defaults."""
+    plain = [*settings.input_topics, settings.intent_topic, settings.dead_letter_topic]
+    configs: dict[str, dict[str, str]] = {key: {} for key in [*plain, settings.late_topic]}
+    return {**configs, settings.target_topic: {"cleanup.policy": "compact"}}
 
 
 def ensure_topics(
     settings: KafkaSettings,
-    topics: Iterable[str],
-    partitions: int = TOPIC_PARTITIONS,
+    topics: Iterable[str] | Mapping[str, Mapping[str, str]],
+    partitions: int | None = None,
     timeout: float = 10.0,
 ) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones created. Safe to repeat."""
+    """Create the topics that do not exist yet (with their configs, when ``topics`` maps them
+    to configs), with ``partitions`` partitions (``settings.topic_partitions`` by default);
+    returns the ones created. Safe to repeat; existing topics are left as they are."""
+    configs = dict(topics) if isinstance(topics, Mapping) else {key: {} for key in topics}
+    partitions = partitions or settings.topic_partitions
     admin = make_admin(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = sorted(set(topics) - existing)
+    missing = sorted(set(configs) - existing)
     if not missing:
         return []
     futures = admin.create_topics(
-        [confluent_kafka.admin.NewTopic(t, num_partitions=partitions) for t in missing],
+        [
+            confluent_kafka.admin.NewTopic(
+                t, num_partitions=partitions, config=dict(configs[t] or {})
+            )
+            for t in missing
+        ],
         request_timeout=timeout,
         operation_timeout=timeout,
     )

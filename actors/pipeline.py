@@ -101,15 +101,13 @@ class Pipeline:
         self._placement()
         k = self.settings.kafka
         latest = self._resumable()
-        created = kafka.ensure_topics(
-            k, [*k.input_topics, k.intent_topic, k.target_topic, k.dead_letter_topic, k.late_topic]
-        )
+        created = kafka.ensure_topics(k, kafka.topic_configs(k))
         self.source = Source(
             self.view.cluster_id,
             k.group_id,
             {
                 **self.view.partitions,
-                **{t: kafka.TOPIC_PARTITIONS for t in created if t in k.input_topics},
+                **{t: k.topic_partitions for t in created if t in k.input_topics},
             },
         )
         self._bring_up("start", preloaded=(latest,))

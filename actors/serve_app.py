@@ -219,7 +219,7 @@ class ReducerAPI:
             hourly = ModelMetricsState.model_validate(
                 await self._snapshot(EnumMetricsWindow.HOURLY, None)
             )
-        body = prometheus_text(stats, hourly)
+        body = prometheus_text(stats, hourly, pipeline=self.settings.instance)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/api/stats")

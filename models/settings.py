@@ -87,6 +87,9 @@ class KafkaSettings(BaseModel):
     """Client private key (mutual TLS)."""
     ssl_key_password: SecretStr | None = None
     """Password of the client private key (environment only)."""
+    topic_partitions: Annotated[int, Field(ge=1)] = 4
+    """Partitions of each topic the pipeline creates (existing topics stay as they are); the
+    input topics' count bounds how many ingest actors share the work."""
     extra_config: dict[str, str] = Field(default_factory=dict)
     """Any other librdkafka property, passed through verbatim (e.g. {"client.rack": "a"})."""
 

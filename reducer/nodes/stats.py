@@ -53,6 +53,8 @@ class IngestStats:
     paused: bool = False
     group: dict[str, Any] = field(default_factory=dict)
     """librdkafka's view of the group membership (join state, rebalances, assignment size)."""
+    consumer_lag: dict[str, int] = field(default_factory=dict)
+    """Messages behind each assigned partition's end, as ``topic[partition]`` (librdkafka)."""
     error: str | None = None
     node_id: str = ""
     gc: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -31,6 +32,7 @@ from models.version import VERSION
 from reducer import MetricsAggregator, window_bounds
 from tests.integration.test_pipeline import COMPARED, START
 
+GRAFANA_DASHBOARD = "docs/grafana/codegen-metrics.json"
 TOKEN = "s3cret-token"
 AHEAD = timedelta(minutes=3)
 # The README's screenshot: the browser test takes it; it replaces the committed one only when
@@ -212,7 +214,11 @@ def test_metrics_is_valid_prometheus_text_with_counters_gauges_and_the_current_h
         "codegen_metrics_batches_in_flight",
         "codegen_metrics_watermark_lag_seconds",
         "codegen_metrics_open_windows",
-        "codegen_metrics_current_hour_success_rate",
+        "codegen_metrics_current_hour_success_ratio",
+        "codegen_metrics_checkpoint_age_seconds",
+        "codegen_metrics_tick_age_seconds",
+        "codegen_metrics_checkpoint_failures",
+        "codegen_metrics_publish_failures",
         "codegen_metrics_current_hour_cost_usd",
         "codegen_metrics_published_updates",
         "codegen_metrics_bad_events",
@@ -223,7 +229,8 @@ def test_metrics_is_valid_prometheus_text_with_counters_gauges_and_the_current_h
         for q in ("p50", "p95", "p99")
     }
     assert 0 <= hour["p50"] <= hour["p95"] <= hour["p99"], hour
-    assert 0 <= families["codegen_metrics_current_hour_success_rate"].samples[0].value <= 1
+    assert 0 <= families["codegen_metrics_current_hour_success_ratio"].samples[0].value <= 1
+    assert "_created" not in body.decode()
 
 
 def test_actors_export_custom_metrics_through_ray_for_the_dashboard(
@@ -301,6 +308,29 @@ def test_dashboard_renders_charts_with_data_in_a_real_headless_browser(
     assert points >= 2  # closed windows from history plus the current one
     assert len(charted) == 6 and all(n > 0 for n in charted), charted
     assert status == "healthy"
+
+
+def test_every_metric_the_grafana_dashboard_queries_is_exported(
+    live: dict, ray_metrics_port: int
+) -> None:
+    dashboard = json.loads((Path(__file__).parents[2] / GRAFANA_DASHBOARD).read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:ray_)?codegen_metrics_[a-z0-9_]+", target["expr"])
+    }
+    assert len(queried) >= 20, queried
+    exported: set[str] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not queried <= exported:
+        for base in (live["base"], f"http://127.0.0.1:{ray_metrics_port}"):
+            status, body, _ = get(base, "/metrics")
+            if status == 200:
+                families = list(text_string_to_metric_families(body.decode()))
+                exported |= {s.name for f in families for s in f.samples}
+        time.sleep(2)
+    assert queried <= exported, sorted(queried - exported)
 
 
 def test_health_turns_degraded_without_the_executor_then_unhealthy_503_when_ingest_stops(
