@@ -101,3 +101,35 @@ def test_a_counter_round_trips_through_its_plain_object_form(n: int) -> None:
     copy.add_many([1, 2, 3])
     counter.add_many([1, 2, 3])
     assert copy.estimate() == counter.estimate()
+
+
+SWEEP = sorted({int(x) for x in np.geomspace(1_000, 2_000_000, 40)} | {160_000, 163_840, 170_000})
+"""1,000 to 2,000,000 distinct ids, log-spaced, plus the old estimator's switch-over region."""
+
+
+def test_the_estimate_is_within_1_2_percent_from_1k_to_2m_ids_over_five_seeds() -> None:
+    import random
+
+    worst = 0.0
+    for seed in range(5):
+        rng = random.Random(seed)
+        counter, added = DistinctCounter(0), 0
+        for n in SWEEP:
+            counter.add_many(rng.getrandbits(128) for _ in range(n - added))
+            added = n
+            worst = max(worst, abs(counter.estimate() / n - 1))
+    assert worst <= 0.012, worst
+
+
+def test_ertl_estimate_known_answers() -> None:
+    from reducer.distinct import ertl_estimate
+
+    m = 1 << 16
+    assert ertl_estimate([m] + [0] * 49, m) == 0  # every register empty
+    one = ertl_estimate([m - 1, 1] + [0] * 48, m)  # one id: one register holds 1
+    assert one == pytest.approx(1.0, rel=0.01)
+    assert ertl_estimate([0] * 49 + [m], m) == float("inf")  # every register saturated
+    saturated = DistinctCounter(0)
+    saturated.add_many([1])
+    saturated.registers[:] = 49
+    assert saturated.estimate() == 2**53
