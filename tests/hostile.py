@@ -21,7 +21,41 @@ HOSTILE_KINDS = (
     "random_bytes",
     "deeply_nested",
     "future_timestamp",
+    # Values a buggy producer really emitted, valid JSON of a valid shape (models/bounds.py):
+    "year_one",
+    "huge_tokens",
+    "huge_cost",
+    "millisecond_timestamp",
+    "unicode_event_type",
 )
+CATEGORY = {
+    "random_bytes": None,  # whatever the bytes make
+    "deeply_nested": "invalid_json",
+    "year_one": "out_of_range",
+    "huge_tokens": "out_of_range",
+    "huge_cost": "out_of_range",
+    "millisecond_timestamp": "invalid_field",
+    "unicode_event_type": "unknown_event_type",
+}
+"""The dead-letter category of each kind, where it is not the kind's name."""
+
+
+_COMPLETED = {
+    "total_duration_seconds": 30.0,
+    "generated_files": ["node.py"],
+    "node_type": "effect",
+    "service_name": "svc",
+    "quality_score": 0.8,
+    "primary_model": "model-a",
+    "total_tokens": 1,
+    "total_cost_usd": 0.01,
+    "contract_yaml": "c",
+    "node_module": "m",
+    "models": [],
+    "enums": [],
+    "tests": [],
+}
+"""What a CODEGEN_COMPLETED needs beyond the common fields."""
 
 
 def hostile(kind: str, valid: dict, rng: random.Random, max_bytes: int) -> bytes:
@@ -61,6 +95,18 @@ def hostile(kind: str, valid: dict, rng: random.Random, max_bytes: int) -> bytes
     elif kind == "deeply_nested":
         depth = rng.randrange(500, 5000)
         return b'{"event_type": ' + b"[" * depth + b"]" * depth + b"}"
+    elif kind == "year_one":
+        event["timestamp"] = "0001-01-01T00:30:00+01:00"
+    elif kind == "huge_tokens":
+        text = json.dumps({**event, "event_type": "CODEGEN_COMPLETED", **_COMPLETED})
+        digits = max(20, min(4300, max_bytes - len(text) - 1))  # 4,300 where the limit allows
+        return text.replace('"total_tokens": 1', '"total_tokens": ' + "9" * digits, 1).encode()
+    elif kind == "huge_cost":
+        event.update({**_COMPLETED, "event_type": "CODEGEN_COMPLETED", "total_cost_usd": 1e308})
+    elif kind == "millisecond_timestamp":
+        event["timestamp"] = int(datetime.now(UTC).timestamp() * 1000)
+    elif kind == "unicode_event_type":
+        event["event_type"] = "codegen_\u017ftarted"
     elif kind == "future_timestamp":
         event["timestamp"] = (datetime.now(UTC) + timedelta(days=rng.randrange(1, 400))).isoformat()
     return json.dumps(event).encode()

@@ -15,7 +15,7 @@ from cli.simulator import simulate_fleet
 from models import EnumMetricsWindow
 from models.settings import KafkaSettings
 from reducer import window_bounds, window_id
-from tests.hostile import hostile_stream
+from tests.hostile import CATEGORY, hostile_stream
 from tests.integration.test_faults import applied, drive, latest_finals
 from tests.integration.test_pipeline import assert_exact, body, expected_all, fleet, settings_for
 
@@ -72,6 +72,10 @@ def test_a_flood_of_hostile_messages_is_dead_lettered_and_every_valid_event_coun
     assert {"oversized", "invalid_utf8", "future_timestamp", "non_finite_number"} <= set(
         categories
     ), categories
+    # The values buggy producers really emitted, one category each (random bytes aside).
+    made = Counter(CATEGORY.get(kind, kind) for kind, _ in hostile)
+    for category in ("out_of_range", "unknown_event_type", "invalid_field", "missing_field"):
+        assert categories[category] == made[category], (category, categories)
     for message in letters[:200]:
         headers = dict(message.headers())
         assert headers["reason"] and headers["source_topic"].decode() == topic
@@ -140,3 +144,56 @@ def test_events_from_the_far_future_are_dead_lettered_not_opening_windows(
     assert {dict(m.headers())["category"] for m in letters} == {b"future_timestamp"}
     assert sum(w.open_panes for w in stats.windows) == 0
     assert {json.loads(m.value())["event_id"] for m in letters} == {e["event_id"] for e in events}
+
+
+BREAKDOWN_FIELDS = {
+    "avg_stage_durations",
+    "stage_metrics",
+    "model_metrics",
+    "node_type_metrics",
+    "failures_by_stage",
+    "failures_by_error_code",
+    "workflow_metrics",
+    "breakdowns_truncated",
+}
+
+
+def test_an_hour_of_a_thousand_long_names_publishes_trimmed_events_with_exact_totals(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    """1,000 distinct 256-character model, node-type, stage and error-code names in one hour
+    (3,000 events, about 2 MB of breakdowns): the events are trimmed under the producer's 1 MB
+    limit, keep publishing, and every number outside the breakdowns is exact."""
+    start = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    valid = fleet(40, seed=33)
+    flood = []
+    for i, event in enumerate(simulate_fleet(1000, 34, start=start, workflows_per_second=0.4)):
+        name = f"{i:05d}-".ljust(256, "x")
+        for field in ("primary_model", "node_type", "stage_name", "failed_stage", "error_code"):
+            if field in event:
+                event[field] = f"{field[:2]}{name}"[:256]
+        flood.append(event)
+        if len(flood) == 3000:
+            break
+    events = valid + flood
+    settings = settings_for(kafka_settings, batch_size=1000)
+    pipeline = Pipeline(settings).start()
+    try:
+        produce_events(kafka_settings, events)
+        drive(pipeline, lambda: applied(pipeline) == len(events), timeout=240)
+        expected = expected_all(events, settings.pipeline.windows)
+        finals = latest_finals(kafka_settings, len(expected), timeout=120)
+        stats = pipeline.stats()
+    finally:
+        pipeline.stop()
+    assert set(finals) == set(expected)
+    truncated = [k for k, v in finals.items() if v["breakdowns_truncated"]]
+    assert truncated, "the flooded windows were not trimmed"
+    assert stats.coordinator.windows_set_aside == 0
+    for key, payload in finals.items():
+        assert len(json.dumps(payload).encode()) <= 1_000_000
+        got = {k: v for k, v in body(payload).items() if k not in BREAKDOWN_FIELDS}
+        want = {k: v for k, v in expected[key].items() if k not in BREAKDOWN_FIELDS}
+        assert got == want, key
+        if key not in truncated:
+            assert body(payload) == expected[key], key
