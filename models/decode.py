@@ -129,9 +129,7 @@ def decode_batch(
     decoded = _decode_batch(messages)
     if bounds is None or not decoded.events:
         return decoded
-    horizon = bounds.horizon(now)
-    violation = bounds.violation
-    reasons = [violation(event, horizon) for event in decoded.events]
+    reasons = bounds.violations(decoded.events, now)
     if not any(reasons):
         return decoded
     events: list[CodegenEvent] = []
