@@ -124,9 +124,10 @@ def descendants(pid: int) -> list[int]:
 
 
 def process_memory(pid: int) -> tuple[str, float, float]:
-    """(title, VmRSS MiB, VmHWM MiB) of a process; Ray workers title themselves ray::Class."""
+    """(title, VmRSS MiB, VmHWM MiB) of a process: ray::Class for a Ray worker, the script's
+    name for other Python processes (Ray's monitors and agents), else the program's name."""
     try:
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
         fields = {
             line.split(":")[0]: int(line.split()[1]) / 1024
             for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -134,7 +135,9 @@ def process_memory(pid: int) -> tuple[str, float, float]:
         }
     except OSError:
         return "?", float("nan"), float("nan")
-    title = Path(title.split()[0]).name if title and not title.startswith("ray::") else title
+    title = argv[0] if argv[0].startswith("ray::") else Path(argv[0].split(" ")[0]).name
+    if title.startswith("python"):
+        title = next((Path(a).name for a in argv[1:] if a.endswith(".py")), title)
     return title, fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
 
 
