@@ -239,7 +239,8 @@ def tree_child(lines_path: str, repeats: int) -> dict[str, Any]:
 
 def row_trees(plan: Plan, lines: list[bytes], ref: str) -> list[Row]:
     """Row 2, this tree against ``ref``: child processes alternate (ours, ref, ours, ...) so a
-    change of load on the shared machine hits both trees alike."""
+    change of load on the shared machine hits both trees alike. Cells: the median of the
+    children's medians (the children's range)."""
     with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
         archive = subprocess.run(
             ["git", "-C", str(c.REPO), "archive", ref, "models", "reducer", "cli"],
@@ -266,9 +267,11 @@ def row_trees(plan: Plan, lines: list[bytes], ref: str) -> list[Row]:
         ("json_loads", "  json.loads alone (same code: the noise)"),
     ):
         got = {side: [r[key] for r in rs] for side, rs in runs.items()}
-        ours, theirs = statistics.median(got["ours"]), statistics.median(got["ref"])
-        spread = f" (children {min(got['ours']):,.0f}-{max(got['ours']):,.0f})"
-        rows.append(("2", label, c.ev_s(ours) + spread, c.ev_s(theirs), c.ratio(ours / theirs)))
+        ours, theirs = (statistics.median(got[side]) for side in ("ours", "ref"))
+        cells = [
+            f"{c.ev_s(statistics.median(v))} ({min(v):,.0f}-{max(v):,.0f})" for v in got.values()
+        ]
+        rows.append(("2", label, *cells, c.ratio(ours / theirs)))
     return rows
 
 
