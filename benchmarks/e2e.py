@@ -1,7 +1,7 @@
 """End to end: the whole pipeline on a backlog, beside a one-process floor consumer, in one run.
 
-    python benchmarks/e2e.py                      # 200,000 events, a few minutes
-    python benchmarks/e2e.py --events 1000000 --window-actors 2 --batch-size 1000
+    python benchmarks/e2e.py                      # 200,000 events, 3 runs, about 2 minutes
+    python benchmarks/e2e.py --events 1000000 --runs 1 --window-actors 4 --batch-size 100
 
 An embedded Tansu broker and a local 2-CPU Ray start (as the integration tests start them), and
 N events of the simulated fleet (cli/simulator.py) are produced into the input topics
@@ -13,11 +13,13 @@ N events of the simulated fleet (cli/simulator.py) are produced into the input t
   pipeline  ``Pipeline(settings).start()`` with the production defaults except the tick (1 s,
             so the end is not rounded up to 5 s) and the batch size (1000).
 
-Events/s runs from the first event applied to the final output covering the backlog: for the
-pipeline, the target-topic message (its Kafka CreateTime) after which the latest revisions of
-the hourly windows add up to every event applied; for the floor, its last event. Start-up runs
-from process start (``Pipeline.start()`` spawning the actors; the floor's ``Popen``) to the first
-event applied. Peak RSS is each process's VmHWM, read before stopping.
+Each run produces the backlog into fresh topics and runs the floor, then the pipeline, on it;
+the numbers are medians over ``--runs``. Events/s runs from the first event applied to the final
+output covering the backlog: for the pipeline, the target-topic message (its Kafka CreateTime)
+after which the latest revisions of the hourly windows add up to every event applied; for the
+floor, its last event. Start-up runs from process start (``Pipeline.start()`` spawning the
+actors; the floor's ``Popen``) to the first event applied. Peak RSS is each process's VmHWM,
+read before stopping.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import time
 from collections import Counter, defaultdict
@@ -166,6 +169,7 @@ def main() -> int:
     parser.add_argument("--ingest-actors", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--tick-seconds", type=float, default=1.0)
+    parser.add_argument("--runs", type=int, default=3, help="floor + pipeline runs, alternating")
     parser.add_argument("--floor-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
@@ -173,45 +177,58 @@ def main() -> int:
         print(json.dumps(floor_child(kafka_json, int(n), float(spawned))))
         return 0
 
-    n = args.events
-    header = c.machine()
+    n, header = args.events, c.machine()
+    runs: dict[str, list[dict[str, Any]]] = {"pipeline": [], "floor": []}
     with c.local_cluster() as bootstrap:
-        settings = c.pipeline_settings(
-            bootstrap,
-            window_actors=args.window_actors,
-            ingest_actors=args.ingest_actors,
-            batch_size=args.batch_size,
-            tick_seconds=args.tick_seconds,
-        )
-        ks = settings.kafka
-        kafka.ensure_topics(ks, ks.input_topics)
-        began = time.perf_counter()
-        produce_events(ks, islice(simulate_fleet(10**9, seed=1), n))
-        c.log(f"backlog: {n:,} events produced in {time.perf_counter() - began:.0f} s")
-        floor = c.run_child(
-            [__file__, "--floor-child", ks.model_dump_json(), str(n), str(time.time())]
-        )
-        c.log(f"floor: {c.ev_s(floor['rate'])}")
-        ours = run_pipeline(settings, n)
-        shutil.rmtree(settings.pipeline.storage_path, ignore_errors=True)
+        for run in range(args.runs):  # fresh topics each run: the target topic starts empty
+            settings = c.pipeline_settings(
+                bootstrap,
+                window_actors=args.window_actors,
+                ingest_actors=args.ingest_actors,
+                batch_size=args.batch_size,
+                tick_seconds=args.tick_seconds,
+            )
+            ks = settings.kafka
+            kafka.ensure_topics(ks, ks.input_topics)
+            produce_events(ks, islice(simulate_fleet(10**9, seed=1), n))
+            spawned = str(time.time())
+            floor_args = [__file__, "--floor-child", ks.model_dump_json(), str(n), spawned]
+            runs["floor"].append(c.run_child(floor_args))
+            runs["pipeline"].append(run_pipeline(settings, n))
+            shutil.rmtree(settings.pipeline.storage_path, ignore_errors=True)
+            rates = {k: c.ev_s(v[-1]["rate"]) for k, v in runs.items()}
+            c.log(f"run {run + 1} of {args.runs}: {rates}")
 
-    ray_peak = sum(row[3] for row in ours["memory"] if row[0] not in ("this driver", "tansu"))
-    p = settings.pipeline
-    print(f"{n:,} events; {p.ingest_actors} ingest, {p.window_actors} window actors, batch "
-          f"{p.batch_size}, tick {p.tick_seconds:g} s; applied {ours['applied']:,}, late "
-          f"{ours['late']:,}, rejected {ours['rejected']:,}\n")  # fmt: skip
-    rows = [
-        ("events/s, first event applied -> final output", c.ev_s(ours["rate"]),
-         c.ev_s(floor["rate"]), c.ratio(ours["rate"] / floor["rate"])),
-        ("start-up, process start -> first event applied",
-         f"{ours['startup_s']:.1f} s (start() {ours['start_call_s']:.1f} s)",
-         f"{floor['startup_s']:.1f} s", c.ratio(ours["startup_s"] / floor["startup_s"])),
-        ("peak RSS, summed over the Ray processes", f"{ray_peak:,.0f} MiB",
-         f"{floor['peak_mib']:,.0f} MiB", c.ratio(ray_peak / floor["peak_mib"])),
-    ]  # fmt: skip
+    def median(side: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[side])
+
+    def cell(side: str, key: str, unit: str, digits: int) -> str:
+        values = [r[key] for r in runs[side]]
+        spread = (
+            f" ({min(values):,.{digits}f}-{max(values):,.{digits}f})" if len(values) > 1 else ""
+        )
+        return f"{statistics.median(values):,.{digits}f}{unit}{spread}"
+
+    for r in runs["pipeline"]:
+        r["peak_mib"] = sum(m[3] for m in r["memory"] if m[0] not in ("this driver", "tansu"))
+    last, p = runs["pipeline"][-1], settings.pipeline
+    print(f"{n:,} events, {args.runs} runs (median and range); {p.ingest_actors} ingest, "
+          f"{p.window_actors} window actors, batch {p.batch_size}, tick {p.tick_seconds:g} s; "
+          f"last run: applied {last['applied']:,}, late {last['late']:,}, rejected "
+          f"{last['rejected']:,}\n")  # fmt: skip
+    rows = []
+    for label, key, unit in (
+        ("events/s, first event applied -> final output", "rate", " ev/s"),
+        ("start-up, process start -> first event applied", "startup_s", " s"),
+        ("peak RSS, summed over the Ray processes", "peak_mib", " MiB"),
+    ):
+        digits, ratio = int(unit == " s"), median("pipeline", key) / median("floor", key)
+        rows.append((label, cell("pipeline", key, unit, digits), cell("floor", key, unit, digits),
+                     c.ratio(ratio)))  # fmt: skip
     print(c.table(["measure", "pipeline", "floor", "pipeline / floor"], rows))
-    print("\nPeak RSS per process of the pipeline's tree (VmHWM, before stopping):\n")
-    memory = [(title, pid, f"{peak:,.0f}") for title, pid, _, peak in ours["memory"]]
+    print(f"\nPipeline.start() itself: {median('pipeline', 'start_call_s'):.1f} s. Peak RSS per "
+          "process of the last run (VmHWM, before stopping):\n")  # fmt: skip
+    memory = [(title, pid, f"{peak:,.0f}") for title, pid, _, peak in last["memory"]]
     print(c.table(["process", "pid", "peak MiB"], memory))
     print(f"\n{header}")
     return 0
