@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.metadata import version
 from itertools import count
@@ -39,29 +38,20 @@ BATCH = 1000
 # -- timing --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Timing:
-    wall: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.wall)
-
-
-def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, Timing]:
-    """Seconds per call of each function over ``repeats`` rounds (a, b, c, a, b, c, ...) after
-    one untimed round: a load change on a shared machine hits every side alike, so the ratios
-    stay fair even when the absolute rates do not."""
+def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function over ``repeats`` rounds (a, b, c, a, b, c, ...)
+    after one untimed round: a load change on a shared machine hits every side alike, so the
+    ratios stay fair even when the absolute rates do not."""
     for fn in fns.values():
         fn()
-    timings = {name: Timing() for name in fns}
+    timings: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             gc.collect()
             began = time.perf_counter()
             fn()
-            timings[name].wall.append(time.perf_counter() - began)
-    return timings
+            timings[name].append(time.perf_counter() - began)
+    return {name: statistics.median(times) for name, times in timings.items()}
 
 
 @contextlib.contextmanager

@@ -113,9 +113,9 @@ def row_parsed(plan: Plan, events: list[CodegenEvent]) -> list[Row]:
             },
             plan.repeats,
         )
-    r = {k: c.rate(n, v.median) for k, v in t.items()}
-    steady_base = c.rate(len(everything), t["baseline_all"].median)
-    ms_1k = {k: t[k].median * 1e3 for k in ("ours_1k", "baseline_1k")}
+    r = {k: c.rate(n, v) for k, v in t.items()}
+    steady_base = c.rate(len(everything), t["baseline_all"])
+    ms_1k = {k: t[k] * 1e3 for k in ("ours_1k", "baseline_1k")}
     return [
         (
             "1",
@@ -190,7 +190,7 @@ def row_json(plan: Plan, lines: list[bytes]) -> list[Row]:
             },
             plan.repeats,
         )
-    r = {k: c.rate(n, v.median) for k, v in t.items()}
+    r = {k: c.rate(n, v) for k, v in t.items()}
     return [
         (
             "2",
@@ -234,7 +234,7 @@ def tree_child(lines_path: str, repeats: int) -> dict[str, Any]:
     if stray:
         raise SystemExit(f"modules from outside {root}: {stray}")
     applied = functions["state"]().events_processed
-    return {"rates": {k: c.rate(len(lines), v.median) for k, v in t.items()}, "applied": applied}
+    return {"rates": {k: c.rate(len(lines), v) for k, v in t.items()}, "applied": applied}
 
 
 def row_trees(plan: Plan, lines: list[bytes], ref: str) -> list[Row]:
