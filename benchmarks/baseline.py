@@ -15,11 +15,6 @@ that is what we measure against:
 
 The result uses this project's ``ModelMetricsState`` (same contract fields) so both sides pay the
 same cost for building the output model.
-
-``Light*`` classes: a lighter event representation (``__slots__`` objects carrying only the fields
-the algorithm reads), used to measure the baseline's memory at 10M events, where 10M parsed
-pydantic events would not fit in this machine's RAM. The algorithm is unchanged: its isinstance
-checks accept either representation.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ import statistics
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from models.events import (
     ModelEventCodegenCompleted,
@@ -38,69 +33,6 @@ from models.events import (
     ModelEventCodegenStarted,
 )
 from models.metrics import EnumMetricsWindow, ModelMetricsState
-
-
-class LightEvent:
-    __slots__ = ("timestamp", "workflow_id")
-
-    def __init__(self, workflow_id: UUID, timestamp: datetime) -> None:
-        self.workflow_id = workflow_id
-        self.timestamp = timestamp
-
-
-class LightStarted(LightEvent):
-    __slots__ = ()
-
-
-class LightStageCompleted(LightEvent):
-    __slots__ = ("duration_seconds", "stage_name")
-
-    def __init__(
-        self, workflow_id: UUID, timestamp: datetime, stage_name: str, duration_seconds: float
-    ) -> None:
-        super().__init__(workflow_id, timestamp)
-        self.stage_name = stage_name
-        self.duration_seconds = duration_seconds
-
-
-class LightCompleted(LightEvent):
-    __slots__ = (
-        "complexity_score",
-        "node_type",
-        "patterns_applied",
-        "primary_model",
-        "quality_score",
-        "test_coverage",
-        "total_cost_usd",
-        "total_duration_seconds",
-        "total_tokens",
-    )
-
-    def __init__(self, workflow_id: UUID, timestamp: datetime, source: Any) -> None:
-        super().__init__(workflow_id, timestamp)
-        for name in self.__slots__:
-            setattr(self, name, getattr(source, name))
-
-
-class LightFailed(LightEvent):
-    __slots__ = ()
-
-
-STARTED = (ModelEventCodegenStarted, LightStarted)
-STAGED = (ModelEventCodegenStageCompleted, LightStageCompleted)
-COMPLETED = (ModelEventCodegenCompleted, LightCompleted)
-FAILED = (ModelEventCodegenFailed, LightFailed)
-
-
-def light_copy(event: Any, workflow_id: UUID, timestamp: datetime) -> LightEvent:
-    """The light representation of a parsed event, with a new workflow id and timestamp."""
-    if isinstance(event, ModelEventCodegenStageCompleted):
-        return LightStageCompleted(workflow_id, timestamp, event.stage_name, event.duration_seconds)
-    if isinstance(event, ModelEventCodegenCompleted):
-        return LightCompleted(workflow_id, timestamp, event)
-    if isinstance(event, ModelEventCodegenFailed):
-        return LightFailed(workflow_id, timestamp)
-    return LightStarted(workflow_id, timestamp)
 
 
 def nearest_rank_percentile(data: list[float], p: float) -> float:
@@ -124,13 +56,13 @@ def aggregate_events(
     completed: list[Any] = []
     failed: list[Any] = []
     for event in events:
-        if isinstance(event, STARTED):
+        if isinstance(event, ModelEventCodegenStarted):
             started.append(event)
-        elif isinstance(event, STAGED):
+        elif isinstance(event, ModelEventCodegenStageCompleted):
             staged.append(event)
-        elif isinstance(event, COMPLETED):
+        elif isinstance(event, ModelEventCodegenCompleted):
             completed.append(event)
-        elif isinstance(event, FAILED):
+        elif isinstance(event, ModelEventCodegenFailed):
             failed.append(event)
 
     if events:

@@ -1,27 +1,27 @@
-"""Shared helpers of the benchmarks: timing, memory, child processes, event sources, tables.
+"""What the benchmarks share: interleaved timing, child processes, event sources, tables, and a
+local broker + Ray for the pipeline scripts.
 
-Timings are medians of several repeats of wall-clock time (``time.perf_counter``); process CPU
-time (``time.process_time``) is recorded beside it, since the machine may be shared. Memory is the
-peak resident set size from ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` in a fresh child process
-(kilobytes on Linux, reported here in MiB).
+Production code is imported, never copied. Ray is imported only inside ``local_cluster`` so that
+core.py's memory children do not carry it.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import gc
 import json
-import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
+from importlib.metadata import version
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -30,123 +30,66 @@ from uuid import UUID
 from cli.simulator import fleet_json_lines
 from models.decode import decode_batch
 from models.events import CodegenEvent
-from models.settings import PipelineSettings
 
 REPO = Path(__file__).resolve().parent.parent
-MIB = 1024 * 1024
 BATCH = 1000
-"""Events per add_batch / decode_batch call, as the ingest path batches them."""
-SINGLE_THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
+"""Messages per decode_batch / add_batch call, as the pipeline batches them (batch_size)."""
 
-# -- timing ------------------------------------------------------------------------------------
+# -- timing --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Timing:
-    """Wall and CPU seconds of each repeat."""
-
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.wall)
-
-    @property
-    def median_cpu(self) -> float:
-        return statistics.median(self.cpu)
-
-    @property
-    def spread(self) -> tuple[float, float]:
-        return min(self.wall), max(self.wall)
-
-    def to_obj(self) -> dict[str, Any]:
-        return {"wall": self.wall, "cpu": self.cpu, "median": self.median}
-
-
-def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, Timing]:
-    """Wall and CPU seconds of each function, after one untimed warm-up round, over ``repeats``
-    rounds (a, b, c, a, b, c, ...) with a gc before each call, so a change in the machine's load
-    hits every function alike and their ratios stay fair."""
-    for fn in fns.values():  # warm-up round
+def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function over ``repeats`` rounds (a, b, c, a, b, c, ...)
+    after one untimed round: a load change on a shared machine hits every side alike, so the
+    ratios stay fair even when the absolute rates do not."""
+    for fn in fns.values():
         fn()
-    timings = {name: Timing() for name in fns}
+    timings: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             gc.collect()
-            wall, cpu = time.perf_counter(), time.process_time()
+            began = time.perf_counter()
             fn()
-            timings[name].cpu.append(time.process_time() - cpu)
-            timings[name].wall.append(time.perf_counter() - wall)
-    return timings
+            timings[name].append(time.perf_counter() - began)
+    return {name: statistics.median(times) for name, times in timings.items()}
 
 
-def freeze_inputs() -> None:
-    """Move every object alive now (the prepared inputs) out of the garbage collector's reach.
-
-    Otherwise each full collection during a timed call walks the hundreds of thousands of input
-    events, a cost that depends on what the benchmark holds, not on the code measured. Both sides
-    get the same treatment; objects they create while timed are collected as usual.
-    """
+@contextlib.contextmanager
+def frozen_inputs() -> Iterator[None]:
+    """Keep the prepared inputs out of the cycle collector while timing: otherwise every full
+    collection walks the benchmark's own 100k events, a cost of the harness, not of the code."""
     gc.collect()
     gc.freeze()
-
-
-def unfreeze_inputs() -> None:
-    gc.unfreeze()
-    gc.collect()
-
-
-def add_gc_young_threshold(parser: argparse.ArgumentParser) -> None:
-    """``--gc-young-threshold``: A/B of the actors' collector setting (actors/collector.py)."""
-    parser.add_argument(
-        "--gc-young-threshold",
-        type=int,
-        default=PipelineSettings().gc_young_threshold,
-        help="pipeline.gc_young_threshold (0: Python's collector as is)",
-    )
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.collect()
 
 
 def rate(items: int, seconds: float) -> float:
     return items / seconds if seconds > 0 else float("inf")
 
 
-# -- memory ------------------------------------------------------------------------------------
+# -- processes -----------------------------------------------------------------------------------
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
+    """Peak RSS of this process (ru_maxrss: KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        resident_pages = int(statm.read().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / MIB
-
-
-def high_water_mib() -> float:
-    """VmHWM of /proc/self/status: the same peak, from the kernel's per-process counter."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-# Linux carries ru_maxrss across fork + exec: a child spawned straight from this (large) process
-# would start with this process's peak as its own. A small launcher in between (python -S, about
-# 10 MiB) resets it to the launcher's size, far below any child's own peak.
+# Linux carries ru_maxrss over fork + exec: a child started straight from a big parent reports
+# the parent's peak. A tiny ``python -S`` launcher in between resets it to about 10 MiB.
 _LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
 
 
-def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:
-    """Run a fresh Python child (through the launcher) whose last stdout line is a JSON object."""
-    env = {**os.environ, **SINGLE_THREAD_ENV}
+def run_child(
+    args: Sequence[str], timeout: float = 1800, pythonpath: Path = REPO
+) -> dict[str, Any]:
+    """Run ``python ARGS`` fresh, with ``pythonpath`` (the code under test) first on the path;
+    its last stdout line is a JSON object."""
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-S", "-c", _LAUNCHER, sys.executable, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
@@ -154,57 +97,15 @@ def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# -- other processes (by pid, from /proc) --------------------------------------------------------
-
-
-def proc_memory_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MiB; (nan, nan) once it is gone."""
-    found: dict[str, float] = {}
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    found[line[:5]] = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return found.get("VmRSS", float("nan")), found.get("VmHWM", float("nan"))
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far; nan once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
-
-
-def proc_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as comm:
-            return comm.read().strip()
-    except OSError:
-        return "?"
-
-
 def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid`` (children, grandchildren, ...)."""
+    """Every live process below ``pid``: the broker, raylet, GCS and Ray workers."""
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry))
-    found: list[int] = []
-    stack = [pid]
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, stack = [], [pid]
     while stack:
         for child in parents.get(stack.pop(), []):
             found.append(child)
@@ -212,179 +113,168 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def rest_usage(known: set[int]) -> tuple[float, float]:
-    """(RSS MiB, CPU seconds) summed over this process's descendants not in ``known``: the rest
-    of a local Ray session (raylet, gcs_server, idle workers, agents)."""
-    rss_total = cpu_total = 0.0
-    for pid in descendants(os.getpid()):
-        if pid in known:
-            continue
-        rss, _ = proc_memory_mib(pid)
-        cpu = proc_cpu_seconds(pid)
-        rss_total += 0.0 if math.isnan(rss) else rss  # NaN: the process ended while read
-        cpu_total += 0.0 if math.isnan(cpu) else cpu
-    return rss_total, cpu_total
+def process_memory(pid: int) -> tuple[str, float, float]:
+    """(title, VmRSS MiB, VmHWM MiB) of a process: ray::Class for a Ray worker, the script's
+    name for other Python processes (Ray's monitors and agents), else the program's name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        fields = {
+            line.split(":")[0]: int(line.split()[1]) / 1024
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith(("VmRSS:", "VmHWM:"))
+        }
+    except OSError:
+        return "?", float("nan"), float("nan")
+    title = argv[0] if argv[0].startswith("ray::") else Path(argv[0].split(" ")[0]).name
+    if title.startswith("python"):
+        title = next((Path(a).name for a in argv[1:] if a.endswith(".py")), title)
+    return title, fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
 
 
-def wait_for_load(
-    below: float = 1.5, poll_seconds: float = 20.0, max_wait_seconds: float = 900.0
-) -> dict[str, float]:
-    """Wait until the 1-minute load average is below ``below`` (the machine is shared).
-
-    Gives up after ``max_wait_seconds`` and measures anyway; returns the load it measured under
-    and how long it waited, so the caller can report both.
-    """
-    began = time.monotonic()
-    while True:
-        load = os.getloadavg()[0]
-        waited = time.monotonic() - began
-        if load < below or waited >= max_wait_seconds:
-            if load >= below:
-                log(f"load {load:.2f} still >= {below} after {waited:.0f} s; measuring anyway")
-            return {"load_1min": load, "waited_s": waited, "met": load < below}
-        log(f"load {load:.2f} >= {below}; waiting ({waited:.0f} s so far)")
-        time.sleep(poll_seconds)
+def tree_memory() -> list[tuple[str, int, float, float]]:
+    """(title, pid, RSS, peak RSS) of this process and every descendant with memory."""
+    rows = []
+    for pid in [os.getpid(), *descendants(os.getpid())]:
+        title, rss, hwm = process_memory(pid)
+        if hwm > 1:
+            rows.append(("this driver" if pid == os.getpid() else title, pid, rss, hwm))
+    return sorted(rows)
 
 
-# -- event sources -----------------------------------------------------------------------------
+# -- events --------------------------------------------------------------------------------------
 
 
 def fleet_lines(workflows: int, seed: int = 0) -> list[bytes]:
-    """Raw JSON messages of the synthetic fleet (about 9.7 events per workflow)."""
+    """Raw JSON of the synthetic fleet (cli/simulator.py, about 9.7 events a workflow)."""
     return list(fleet_json_lines(workflows, seed=seed))
 
 
-def batches(items: Sequence[Any], size: int = BATCH) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def batches(items: Sequence[Any], size: int = BATCH) -> list[list[Any]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def parse_lines(lines: Sequence[bytes], size: int = BATCH) -> list[CodegenEvent]:
+def parse_lines(lines: Sequence[bytes]) -> list[CodegenEvent]:
     events: list[CodegenEvent] = []
-    for batch in batches(lines, size):
-        decoded = decode_batch(list(batch))
+    for batch in batches(lines):
+        decoded = decode_batch(batch)
         if decoded.rejects:
-            raise ValueError(f"fleet produced bad messages: {decoded.rejects[:3]}")
-        events.extend(decoded.events)
+            raise ValueError(f"the fleet made bad messages: {decoded.rejects[:3]}")
+        events += decoded.events
     return events
 
 
-_SALT = 0x9E3779B97F4A7C15F39CC0605CEDC835  # odd 128-bit constant: cycle k XORs ids with k*salt
+_SALT = 0x9E3779B97F4A7C15F39CC0605CEDC835  # odd: cycle k XORs every id with k * salt
 _MASK = (1 << 128) - 1
 
 
-def _fresh_ids(pool_ids: Iterable[UUID], cycle: int) -> dict[UUID, UUID]:
+def _fresh_ids(ids: Iterable[UUID], cycle: int) -> dict[UUID, UUID]:
     salt = (cycle * _SALT) & _MASK
-    return {old: UUID(int=old.int ^ salt) for old in pool_ids}
+    return {old: UUID(int=old.int ^ salt) for old in ids}
 
 
-def cycle_copies(
-    pool: Sequence[CodegenEvent],
-    n: int,
-    copy: Callable[[CodegenEvent, UUID, Any], Any] | None = None,
-    first_cycle: int = 0,
-) -> Iterator[Any]:
-    """``n`` events cycling through ``pool``, each cycle with fresh workflow ids and timestamps
-    shifted past the previous cycle, so distinct ids and time keep growing with ``n``.
-
-    Copies are made with ``model_copy(update=...)`` (no re-validation) unless ``copy`` is given.
-    """
+def cycle_copies(pool: Sequence[CodegenEvent], n: int) -> Iterator[CodegenEvent]:
+    """``n`` events cycling through ``pool`` with fresh workflow ids and later timestamps each
+    cycle (``model_copy``, no re-validation), so distinct ids and event time grow with ``n``."""
     ids = list(dict.fromkeys(e.workflow_id for e in pool))
     span = max(e.timestamp for e in pool) - min(e.timestamp for e in pool) + timedelta(seconds=1)
     made = 0
-    for cycle in count(first_cycle):
-        fresh = _fresh_ids(ids, cycle)
-        shift = span * cycle
+    for cycle in count():
+        fresh, shift = _fresh_ids(ids, cycle), span * cycle
         for event in pool:
             if made == n:
                 return
-            workflow_id, timestamp = fresh[event.workflow_id], event.timestamp + shift
-            if copy is None:
-                yield event.model_copy(update={"workflow_id": workflow_id, "timestamp": timestamp})
-            else:
-                yield copy(event, workflow_id, timestamp)
+            update = {"workflow_id": fresh[event.workflow_id], "timestamp": event.timestamp + shift}
+            yield event.model_copy(update=update)
             made += 1
 
 
-def cycle_lines(pool_lines: Sequence[bytes], n: int) -> Iterator[bytes]:
-    """``n`` raw JSON messages cycling through ``pool_lines`` with fresh workflow ids per cycle
-    (the id's text is replaced in the bytes; everything else repeats)."""
-    texts = [json.loads(line)["workflow_id"] for line in pool_lines]
-    ids = [UUID(t) for t in dict.fromkeys(texts)]
+def cycle_lines(pool: Sequence[bytes], n: int) -> Iterator[bytes]:
+    """``n`` raw messages cycling through ``pool``, with fresh workflow ids in the bytes."""
+    texts = [json.loads(line)["workflow_id"] for line in pool]
+    ids = [UUID(text) for text in dict.fromkeys(texts)]
     made = 0
     for cycle in count():
-        fresh = {
-            str(old).encode(): str(new).encode() for old, new in _fresh_ids(ids, cycle).items()
-        }
-        for line, text in zip(pool_lines, texts, strict=True):
+        fresh = {str(old): str(new).encode() for old, new in _fresh_ids(ids, cycle).items()}
+        for line, text in zip(pool, texts, strict=True):
             if made == n:
                 return
-            old = text.encode()
-            yield line.replace(old, fresh[old]) if cycle else line
+            yield line.replace(text.encode(), fresh[text])
             made += 1
 
 
-def decoded_stream(lines: Iterable[bytes], size: int = BATCH) -> Iterator[CodegenEvent]:
-    """Events decoded from raw messages ``size`` at a time (each event validated once)."""
+def decoded_stream(lines: Iterable[bytes]) -> Iterator[CodegenEvent]:
+    """Events decoded ``BATCH`` messages at a time, as the window actors decode them."""
     batch: list[bytes] = []
     for line in lines:
         batch.append(line)
-        if len(batch) == size:
+        if len(batch) == BATCH:
             yield from decode_batch(batch).events
             batch = []
-    if batch:
-        yield from decode_batch(batch).events
+    yield from decode_batch(batch).events
 
 
-# -- machine and output ------------------------------------------------------------------------
+# -- a broker and a local Ray ----------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    import numpy
-    import pydantic
-    import pydantic_core
+@contextlib.contextmanager
+def local_cluster() -> Iterator[str]:
+    """An embedded Tansu broker and a local 2-CPU Ray, as the integration tests start them;
+    yields the bootstrap servers. Everything is stopped on the way out."""
+    import ray
 
-    cpu_model = "unknown"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as meminfo:
-        mem_kib = int(meminfo.readline().split()[1])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "ram_gib": round(mem_kib / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "pydantic": pydantic.__version__,
-        "pydantic_core": pydantic_core.__version__,
-        "load_average": os.getloadavg(),
-    }
+    from actors.broker import EmbeddedBroker
+    from actors.ray_env import apply_ray_environment
 
-
-def code_info(
-    paths: Sequence[str] = ("models", "reducer", "cli", "benchmarks"),
-) -> dict[str, Any]:
-    """The commit measured, and which files of the measured packages differ from it."""
-
-    def git(*args: str) -> str:
+    apply_ray_environment()
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    with EmbeddedBroker() as broker:
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            _temp_dir=temp_dir,
+        )
         try:
-            done = subprocess.run(
-                ["git", *args], capture_output=True, text=True, timeout=30, cwd=REPO
-            )
-        except OSError:
-            return ""
-        return done.stdout
-
-    dirty = git("status", "--short", "--", *paths)
-    return {
-        "commit": git("rev-parse", "--short", "HEAD").strip(),
-        "uncommitted": [line.strip() for line in dirty.splitlines() if line.strip()],
-    }
+            yield broker.bootstrap_servers
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def pipeline_settings(bootstrap: str, **pipeline: Any) -> Any:
+    """Settings with fresh topics, group and checkpoint directory; ``pipeline`` overrides."""
+    from models.settings import KafkaSettings, PipelineSettings, Settings
+
+    tag = os.urandom(4).hex()
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"b{tag}", group_id=f"g{tag}")
+    storage = tempfile.mkdtemp(prefix="bench-ckpt-")
+    return Settings(kafka=kafka, pipeline=PipelineSettings(storage_path=storage, **pipeline))
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """One line naming what the numbers were measured on."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    ram = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    libs = ", ".join(f"{p} {version(p)}" for p in ("pydantic", "pydantic-core", "numpy"))
+    return (
+        f"{os.cpu_count()} x {cpu}, {ram:.1f} GiB, Python {platform.python_version()}, {libs}, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table, columns padded."""
     cells = [list(map(str, headers)), *([str(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
@@ -395,14 +285,14 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def fmt_rate(value: float) -> str:
+def ev_s(value: float) -> str:
     return f"{value:,.0f} ev/s"
 
 
-def fmt_ratio(value: float) -> str:
+def ratio(value: float) -> str:
     return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"
 
 
 def log(message: str) -> None:
-    load = os.getloadavg()[0]
-    print(f"[{time.strftime('%H:%M:%S')} load {load:.1f}] {message}", file=sys.stderr, flush=True)
+    stamp = time.strftime("%H:%M:%S")
+    print(f"[{stamp} load {os.getloadavg()[0]:.1f}] {message}", file=sys.stderr, flush=True)
