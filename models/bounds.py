@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
+from models.events import EVENT_TYPES
+
 OUT = "out_of_range"
 MIN_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_INT = 2**53
@@ -56,8 +58,11 @@ BOUNDED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 """The bounded numeric fields of each event type."""
 OPTIONAL_FIELDS = frozenset(("complexity_score", "retry_after_seconds"))
+SIGNED_FIELDS = frozenset(("complexity_score", "estimated_duration_seconds"))
+"""Bounded fields the models do not already bound below by 0."""
 _GETTERS = {name: attrgetter(name) for names in BOUNDED_FIELDS.values() for name in names}
 _TIMESTAMP = attrgetter("timestamp")
+_CLASS_FIELDS = {cls: BOUNDED_FIELDS[tag] for tag, cls in EVENT_TYPES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,26 +99,35 @@ class EventBounds:
         stamps = list(map(_TIMESTAMP, events))
         if min(stamps) < MIN_TIMESTAMP or max(stamps) > horizon:
             return False
-        groups: dict[str, list[Any]] = {}
+        groups: dict[type, list[Any]] = {cls: [] for cls in _CLASS_FIELDS}
+        append = {cls: group.append for cls, group in groups.items()}
         for event in events:
-            groups.setdefault(event.event_type, []).append(event)
-        for tag, group in groups.items():
-            for name in BOUNDED_FIELDS[tag]:
-                values = list(map(_GETTERS[name], group))
+            append[event.__class__](event)
+        for cls, group in groups.items():
+            if not group:
+                continue
+            for name in _CLASS_FIELDS[cls]:
+                values = map(_GETTERS[name], group)
                 if name in OPTIONAL_FIELDS:
                     values = [v for v in values if v is not None]
-                if values and not self._fits(name, min(values), max(values)):
+                    if not values:
+                        continue
+                if name in SIGNED_FIELDS:  # the models bound the others below by 0
+                    values = list(values)
+                    if min(values) < -self._limit(name):
+                        return False
+                if max(values) > self._limit(name):
                     return False
         return True
 
-    def _fits(self, name: str, low: float, high: float) -> bool:
+    def _limit(self, name: str) -> float:
         if name in INT_FIELDS:
-            return low >= -MAX_INT and high <= MAX_INT
+            return MAX_INT
         if name in DURATION_FIELDS:
-            return high <= self.max_duration_seconds
+            return self.max_duration_seconds
         if name == "total_cost_usd":
-            return high <= self.max_cost_usd
-        return low >= -MAX_COMPLEXITY and high <= MAX_COMPLEXITY
+            return self.max_cost_usd
+        return MAX_COMPLEXITY
 
     def violation(self, event: Any, horizon: datetime) -> tuple[str, str] | None:
         """(category, reason) if ``event`` is out of range (``horizon`` from
