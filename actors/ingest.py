@@ -206,9 +206,23 @@ class KafkaIngestActor:
         for message, letter in letters:
             late = letter.category == DeadLetterCategory.LATE
             topic = self.kafka.late_topic if late else self.kafka.dead_letter_topic
-            kafka.produce_waiting(
-                self.producer, topic, message.key(), message.value(), letter.headers()
+            key, value, headers = letter.record(
+                message.key(), message.value(), self.kafka.producer_max_bytes
             )
+            try:
+                kafka.produce_waiting(self.producer, topic, key, value, headers)
+            except kafka.KafkaException as exc:  # refused for good: never stop the loop for it
+                self.core.count_unwritten(letter)
+                log.error(
+                    "%s: could not set aside %s[%s]@%s (%s): %s",
+                    self.core.source,
+                    letter.source_topic,
+                    letter.source_partition,
+                    letter.source_offset,
+                    letter.category,
+                    exc,
+                )
+                continue
             self.core.count_set_aside(letter)
             if not late:
                 self.metrics.rejects.inc()

@@ -135,11 +135,9 @@ class IntentExecutorActor:
                 source_offset=message.offset(),
             )
         log.warning("intent dead-lettered: %s", letter.reason)
+        key, value, headers = letter.record(key, value or b"", self.kafka.producer_max_bytes)
         kafka.produce_batch(
-            self.dead_letters,
-            self.kafka.dead_letter_topic,
-            [(key, value or b"")],
-            headers=letter.headers(),
+            self.dead_letters, self.kafka.dead_letter_topic, [(key, value)], headers=headers
         )
         self.counts.dead_lettered += 1
 

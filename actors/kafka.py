@@ -21,6 +21,9 @@ import confluent_kafka.admin
 from models.settings import KafkaSettings
 from reducer.nodes.resume import BrokerView
 
+KafkaException = confluent_kafka.KafkaException
+"""What a client call raises when Kafka refuses (re-exported: only this module imports
+confluent_kafka)."""
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes | str | None]] | dict[str, bytes | str | None]

@@ -85,6 +85,14 @@ def prometheus_text(
         sum(i.events_late for i in ingest),
     )
     add(
+        family(
+            CounterMetricFamily,
+            "codegen_metrics_dead_letter_failures",
+            "Dead letters or late events the producer refused (logged with their offsets)",
+        ),
+        sum(i.set_aside_failures for i in ingest),
+    )
+    add(
         family(GaugeMetricFamily, "codegen_metrics_batches_in_flight", "Batches sent, not applied"),
         sum(i.batches_in_flight for i in ingest),
     )

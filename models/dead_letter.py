@@ -11,6 +11,11 @@ all:
 | ``reason`` | a human-readable explanation, at most ``MAX_REASON_BYTES`` bytes of UTF-8 |
 | ``source`` | who set it aside: ``ingest-<i>``, ``window-<j>`` or ``intent-executor`` |
 | ``source_topic``, ``source_partition``, ``source_offset`` | where it was read (absent if not) |
+| ``original_bytes`` | the size of a value cut to fit (the whole one stays in its source) |
+
+A dead letter must fit the producer's ``message.max.bytes`` too, or producing it fails, and
+retried, fails forever: ``record`` cuts a value that would not fit (key and headers counted,
+with a margin for the record's own overhead) and says so in ``original_bytes``.
 
 Events too late for their window go to the late-events topic with the same headers and category
 ``late``.
@@ -18,10 +23,13 @@ Events too late for their window go to the late-events topic with the same heade
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 MAX_REASON_BYTES = 1024
+RECORD_OVERHEAD_BYTES = 4096
+"""Kept free below the producer's limit for what a record adds beyond key, value and headers
+(librdkafka counts the batch framing too)."""
 
 
 class DeadLetterCategory(StrEnum):
@@ -64,6 +72,23 @@ class DeadLetter:
     source_topic: str | None = None
     source_partition: int | None = None
     source_offset: int | None = None
+    original_bytes: int | None = None
+    """Set when the value was cut to fit the dead-letter topic."""
+
+    def record(
+        self, key: bytes | None, value: bytes | None, max_bytes: int
+    ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+        """(key, value, headers) to produce, the value cut to fit ``max_bytes`` (the producer's
+        ``message.max.bytes``) when it would not."""
+        headers = self.headers()
+        size = len(value or b"") + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+        if size + RECORD_OVERHEAD_BYTES <= max_bytes:
+            return key, value, headers
+        cut = replace(self, original_bytes=len(value or b""))
+        headers = cut.headers()
+        room = max_bytes - RECORD_OVERHEAD_BYTES - len(key or b"")
+        room -= sum(len(k) + len(v) for k, v in headers)
+        return key, (value or b"")[: max(room, 0)], headers
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = [
@@ -77,6 +102,8 @@ class DeadLetter:
             headers.append(("source_partition", str(self.source_partition).encode()))
         if self.source_offset is not None:
             headers.append(("source_offset", str(self.source_offset).encode()))
+        if self.original_bytes is not None:
+            headers.append(("original_bytes", str(self.original_bytes).encode()))
         return headers
 
     @classmethod
@@ -94,4 +121,5 @@ class DeadLetter:
             source_topic=found.get("source_topic"),
             source_partition=number("source_partition"),
             source_offset=number("source_offset"),
+            original_bytes=number("original_bytes"),
         )

@@ -101,6 +101,12 @@ class KafkaSettings(BaseModel):
                 value = {k: "**********" if _SECRET_KEY.search(k) else v for k, v in value.items()}
             yield name, value
 
+    @property
+    def producer_max_bytes(self) -> int:
+        """The producers' ``message.max.bytes`` (``extra_config``, else librdkafka's
+        1,000,000): the largest record this pipeline can publish."""
+        return int(self.extra_config.get("message.max.bytes", 1_000_000))
+
     def topic(self, suffix: str) -> str:
         return f"{self.topic_prefix}.{suffix}" if self.topic_prefix else suffix
 
@@ -167,8 +173,10 @@ class PipelineSettings(BaseModel):
     """Kafka consumers in one group; 0 sizes from the cluster (a quarter of its CPUs)."""
     window_actors: Annotated[int, Field(ge=0)] = 2
     """Stateful window actors; 0 sizes from the cluster (the CPUs the ingest actors leave)."""
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 100
-    """Messages an ingest actor reads and dispatches at once."""
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """Most messages an ingest actor reads and dispatches at once. A poll returns what is
+    there after at most 0.25 s, so below capacity batches stay small and a large cap adds no
+    delay; on a backlog 1000 doubled the throughput of 100 (README, Performance)."""
     max_batches_in_flight: Annotated[int, Field(ge=1)] = 4
     """Batches an ingest actor has sent but not seen applied before it stops reading
     (backpressure)."""

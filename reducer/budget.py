@@ -16,24 +16,21 @@ kept per breakdown is the largest that fits, found by halving then bisection: at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from models.metrics import ModelEventMetricsRecorded, ModelMetricsState
 from reducer.state import AggregationState, breakdown_fields
 
 Build = Callable[[ModelMetricsState], ModelEventMetricsRecorded]
-PRODUCER_MAX_BYTES = 1_000_000
-"""librdkafka's default ``message.max.bytes``."""
 BUDGET_SHARE = 0.9
 """Of the producer's limit, what an event may take: the intent carrying it adds an envelope of
 under 1 KB, and the record its key and headers."""
 
 
-def event_budget(producer_config: Mapping[str, str]) -> int:
+def event_budget(producer_max_bytes: int) -> int:
     """Bytes a metrics event may take: ``BUDGET_SHARE`` of the producer's ``message.max.bytes``
-    (from ``kafka.extra_config``, librdkafka's 1,000,000 if unset)."""
-    limit = int(producer_config.get("message.max.bytes", PRODUCER_MAX_BYTES))
-    return int(limit * BUDGET_SHARE)
+    (``KafkaSettings.producer_max_bytes``)."""
+    return int(producer_max_bytes * BUDGET_SHARE)
 
 
 def event_size(event: ModelEventMetricsRecorded) -> int:

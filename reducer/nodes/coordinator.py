@@ -108,7 +108,7 @@ class TickPlanner:
         self.source = source
         """Stamped on every checkpoint, so a restart can tell whether its offsets apply."""
         self.book = PublicationBook(reducer, tuple(pipeline.windows))
-        self.budget = event_budget(kafka_settings.extra_config)
+        self.budget = event_budget(kafka_settings.producer_max_bytes)
         """Bytes a published event may take (see reducer/budget.py)."""
         self.history = HistoryView(pipeline.windows, pipeline.history_size)
         self.synced = False

@@ -182,6 +182,11 @@ class IngestDispatcher:
             self.counts.events_rejected += 1
             self._rejects[letter.category] += 1
 
+    def count_unwritten(self, letter: DeadLetter) -> None:
+        """The producer refused a dead letter (or late event) for good; the shell logged where
+        it was read, so it stays findable in its source topic."""
+        self.counts.set_aside_failures += 1
+
     def _letter(self, message: Message, category: str, reason: str) -> DeadLetter:
         return DeadLetter(
             category, reason, self.source, message.topic(), message.partition(), message.offset()

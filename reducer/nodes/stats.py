@@ -36,6 +36,8 @@ class IngestStats:
     """Dead letters by category (models/dead_letter.py)."""
     events_late: int = 0
     """Sent to the late-events topic."""
+    set_aside_failures: int = 0
+    """Dead letters or late events the producer refused for good (logged with their offset)."""
     duplicates_dropped: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
     consumer_errors: int = 0

@@ -9,7 +9,7 @@ Rules, with ``stall_s`` = ``serve.stall_seconds``:
   loop has stopped, or it has not polled Kafka for ``stall_s``; the coordinator has not completed
   a tick for ``stall_s``. Each of these stops some metrics from flowing or closing;
 - degraded (HTTP 200): metrics flow, but the intent executor is down or failing, the last tick or
-  checkpoint failed, or windows were set aside;
+  checkpoint failed, windows were set aside, or dead letters could not be written;
 - rebuild from the latest checkpoint on anything unhealthy; restart a dead intent executor alone
   (it keeps no state); rebuild with the consumer group reset when input partitions have had no
   owner for ``assignment_stall_seconds`` while consumers run.
@@ -70,6 +70,9 @@ def degraded_reasons(stats: PipelineStats) -> list[str]:
             reasons.append("last checkpoint failed")
         if coordinator.windows_set_aside:
             reasons.append(f"{coordinator.windows_set_aside} window update(s) set aside")
+    unwritten = sum(i.set_aside_failures for i in stats.ingest if i is not None)
+    if unwritten:
+        reasons.append(f"{unwritten} dead letter(s) could not be written")
     return reasons
 
 
