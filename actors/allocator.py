@@ -5,9 +5,9 @@ kernel on free. Its default threshold is dynamic: it starts at 128 KiB and rises
 any mmapped block freed, up to 32 MiB. A window actor frees such blocks all the time: every
 merge of an hour's dedup ids rewrites one sorted array (up to 14 MiB at the 1-hour horizon and
 500 events/s per actor), and every checkpoint copies them. Once the threshold has risen, those
-arrays come from the heap instead; the heap fragments and keeps growing (in
-benchmarks/window_memory.py, RSS grew 143 -> 201 MiB over hours 2 to 4 of event time with the
-default, and stayed on one 95 -> 105 MiB saw-tooth per hour with a fixed 1 MiB threshold).
+arrays come from the heap instead; the heap fragments and keeps growing (measured: a window
+actor's RSS grew 143 -> 201 MiB over hours 2 to 4 of event time with the default, and stayed on
+one 95 -> 105 MiB saw-tooth per hour with a fixed 1 MiB threshold; git log has the run).
 Setting the threshold fixes it and turns the dynamic rule off, for the whole process.
 """
 

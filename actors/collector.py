@@ -5,7 +5,7 @@ container objects) a window actor decoding a batch of 1,000 events (about ten tr
 each) collects several times per batch. Each collection promotes the batch's still-referenced
 events to older generations, where they count towards a full collection; and a full collection
 walks every object in the process: Ray's, gRPC's and pydantic's module objects as well as the
-panes. Measured in the pipeline (benchmarks/README.md, "The garbage collector"): full
+panes. Measured in the pipeline (the commit that added this module has the run): full
 collections took 70 ms each and 2.6 of the 3.3 s a window actor spent in the collector per
 500,000 events, about a third of its CPU time, while finding some 30 cyclic objects.
 
@@ -26,8 +26,8 @@ from typing import Any
 
 _paused: dict[str, Any] = {"seconds": 0.0, "collections": 0, "frozen": 0, "started": None}
 """``frozen`` is counted once, at the freeze: ``gc.get_freeze_count()`` walks the permanent
-generation (milliseconds in a Ray worker: 2.6-3.7% of an actor's py-spy samples while
-benchmarks/e2e.py polled its stats)."""
+generation (milliseconds in a Ray worker: 2.6-3.7% of an actor's py-spy samples while its stats were
+polled every 20 ms)."""
 
 
 def _time_collections(phase: str, info: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from reducer.panes import PaneStore
 from reducer.state import AggregationState
 from reducer.watermark import WatermarkTracker
 from tests.datasets import mixed_events, stage
+from tests.unit.reducer.test_codec_hostile import paths
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HOUR0 = datetime(2026, 10, 1, 0, tzinfo=UTC)
@@ -56,17 +57,6 @@ json_ish = st.recursive(
     ),
     max_leaves=20,
 )
-
-
-def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += paths(child, (*prefix, index))
-    return found
 
 
 def mutated(data: st.DataObject, original: Any) -> Any:

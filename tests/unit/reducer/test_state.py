@@ -634,8 +634,7 @@ def test_invalid_events_are_counted_apart_and_survive_merges_and_bytes() -> None
 def test_a_state_is_freed_as_soon_as_it_is_dropped_without_the_cycle_collector() -> None:
     """No reference cycle inside a state: the partials a window actor builds and encodes every
     tick (and merged copies) are freed by reference counting at once, not left to pile up as
-    cyclic garbage until a full collection (about 10 MiB of a window actor's RSS in
-    benchmarks/window_memory.py)."""
+    cyclic garbage until a full collection (about 10 MiB of a window actor's RSS, measured)."""
     events = [e for _ in range(20) for e in workflow(stages=8)] + mixed_events(200)
     built = AggregationState().add_batch(events)
     gc.collect()
