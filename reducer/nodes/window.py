@@ -23,7 +23,7 @@ from typing import Any
 
 from models.bounds import EventBounds
 from models.dead_letter import DeadLetterCategory, truncate_reason
-from models.decode import decode_batch, unframe
+from models.decode import DecodedBatch, decode_batch, unframe
 from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
 from models.settings import PipelineSettings, ReducerSettings
@@ -41,6 +41,8 @@ HOUR = EnumMetricsWindow.HOURLY
 LATE_WINDOWS_KEPT = 1000
 """Hourly windows whose too-late events are counted in ``WindowStats.late_by_window``."""
 SNAPSHOT_MAGIC = b"CMW2"
+Reject = tuple[int, str, str]
+"""(position in the batch, dead-letter category, reason)."""
 
 
 def describe(exc: BaseException) -> str:
@@ -150,8 +152,7 @@ class WindowNode:
         stamped too far in the future), messages whose processing raised, and events too late
         for their window."""
         values = unframe(batch.values) if self.framed else batch.values
-        decoded = decode_batch(values, self.bounds, now)
-        rejects = [(r.index, r.category, r.reason) for r in decoded.rejects]
+        decoded, rejects = self._decode(values, now)
         events = decoded.events
         progress: dict[int, datetime] = {}
         origins = batch.origins
@@ -203,6 +204,31 @@ class WindowNode:
             events_by_type={t: n for t, n in by_type.items() if n},
             applied=applied,
         )
+
+    def _decode(self, values: list[bytes], now: float) -> tuple[DecodedBatch, list[Reject]]:
+        """The batch decoded, and its rejects as (position, category, reason). Decoding never
+        raises by contract; should it all the same (a bug some message triggers), the messages
+        are decoded one by one and each one that raises is a ``processing_error``, so the same
+        message can never fail its batch again and again at the same offset."""
+        try:
+            decoded = decode_batch(values, self.bounds, now)
+            return decoded, [(r.index, r.category, r.reason) for r in decoded.rejects]
+        except Exception:
+            log.exception("window-%d: a batch failed to decode; decoding one by one", self.index)
+        events: list[CodegenEvent] = []
+        indices: list[int] = []
+        rejects: list[Reject] = []
+        for index, value in enumerate(values):
+            try:
+                one = decode_batch([value], self.bounds, now)
+            except Exception as exc:
+                self.processing_errors += 1
+                rejects.append((index, DeadLetterCategory.PROCESSING_ERROR, describe(exc)))
+                continue
+            events += one.events
+            indices += [index] * len(one.events)
+            rejects += [(index, r.category, r.reason) for r in one.rejects]
+        return DecodedBatch(events, indices, []), rejects
 
     @staticmethod
     def _hours(

@@ -219,3 +219,33 @@ def test_schema_registry_framed_messages_are_read_when_configured() -> None:
 
     applied = node(schema_registry_framing=True).apply(batch(framed), NOW)
     assert applied.rejects == [] and applied.applied == 2
+
+
+def test_a_message_that_makes_decoding_raise_is_set_aside_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """decode_batch never raises by contract; if a bug made it raise for some message, that
+    message alone becomes a processing_error and the rest of its batch is applied, so a replay
+    cannot fail at the same offset forever."""
+    import reducer.nodes.window as window_module
+
+    real = window_module.decode_batch
+
+    def buggy(values: list[bytes], *args: object) -> object:
+        if any(b"POISON" in v for v in values):
+            raise RuntimeError("decoder bug")
+        return real(values, *args)
+
+    monkeypatch.setattr(window_module, "decode_batch", buggy)
+    windows = node()
+    good = [encode(failed_dict(timestamp=HOUR + timedelta(minutes=i))) for i in range(4)]
+    values = [good[0], good[1], b'{"POISON": 1}', good[2], b"{not json", good[3]]
+
+    applied = windows.apply(batch(values), NOW)
+
+    assert sorted((p, c) for p, c, _ in applied.rejects) == [
+        (2, "processing_error"),
+        (4, "invalid_json"),
+    ]
+    assert applied.applied == 4 and windows.stats(NOW).processing_errors == 1
+    assert hour_state(windows).events_by_type == [0, 0, 0, 4]
