@@ -70,19 +70,33 @@ def _init_ray(settings: Settings, dashboard: bool) -> None:
 
 
 def _setup_logging(settings: Settings) -> logging.Handler:
-    """The driver's own lines until Ray starts, in the format Ray's ``LoggingConfig`` then
-    gives driver and actors alike; returns the handler to remove once Ray has added its own."""
+    """The driver's own log handler: plain lines for text, Ray's JSON formatter for json
+    (which Ray's ``LoggingConfig`` then uses for the driver and the actors alike)."""
     handler = logging.StreamHandler()
-    try:
-        from ray._common.formatters import JSONFormatter, TextFormatter
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    if settings.log.format == "json":
+        try:
+            from ray._common.formatters import JSONFormatter
 
-        handler.setFormatter(JSONFormatter() if settings.log.format == "json" else TextFormatter())
-    except ImportError:  # another Ray release: its formatters moved; plain lines until Ray is up
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            handler.setFormatter(JSONFormatter())
+        except ImportError:  # another Ray release moved it: plain lines until Ray is up
+            pass
     root = logging.getLogger()
     root.setLevel(settings.log.level)
     root.addHandler(handler)
     return handler
+
+
+def _keep_one_handler(early: logging.Handler, settings: Settings) -> None:
+    """After ``ray.init``: json keeps Ray's handler (the driver's lines then match the actors');
+    text keeps ours, since Ray's text lines carry job, worker and node ids on every line."""
+    root = logging.getLogger()
+    if settings.log.format == "json":
+        root.removeHandler(early)
+        return
+    for handler in list(root.handlers):
+        if handler is not early:
+            root.removeHandler(handler)
 
 
 class ProgressLine:
@@ -170,7 +184,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     demo: threading.Thread | None = None
     try:
         _init_ray(settings, dashboard=not args.no_dashboard)
-        logging.getLogger().removeHandler(early_handler)  # Ray's handler has taken over
+        _keep_one_handler(early_handler, settings)
         stop_on_signals()
         try:
             pipeline = Pipeline(settings).start()
