@@ -58,6 +58,9 @@ class InFlight:
             block = False
 
     def drain(self) -> None:
+        """Settle every batch, oldest first. A batch whose window actor died stays listed (it
+        is what the driver asks for: reducer/nodes/quarantine.py)."""
         while self.batches:
-            batch = self.batches.popleft()
+            batch = self.batches[0]
             self.settle(batch, ray.get(batch.refs))
+            self.batches.popleft()

@@ -23,6 +23,7 @@ from models.dead_letter import DeadLetter, DeadLetterCategory
 from models.settings import KafkaSettings, PipelineSettings
 from reducer.nodes.ingest import CheckpointGate, Dispatch, IngestDispatcher, TopicPartition
 from reducer.nodes.messages import Applied
+from reducer.nodes.quarantine import Offset
 from reducer.nodes.stats import IngestStats
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class KafkaIngestActor:
         pipeline: PipelineSettings,
         window_actors: list[Any],
         start_offsets: dict[TopicPartition, int] | None = None,
+        careful: frozenset[Offset] = frozenset(),
+        quarantined: dict[Offset, int] | None = None,
     ) -> None:
         self.kafka, self.pipeline, self.windows = kafka_settings, pipeline, window_actors
         self.core = IngestDispatcher(
@@ -51,6 +54,8 @@ class KafkaIngestActor:
             pipeline.max_message_bytes,
             kafka.PARTITION_EOF,
             start_offsets,
+            careful,
+            quarantined,
         )
         self.inflight = InFlight(pipeline.max_batches_in_flight, self._settle)
         self.gate = CheckpointGate()
@@ -122,6 +127,11 @@ class KafkaIngestActor:
             self._thread.join(timeout=LEAVE_TIMEOUT_S)
         return self._thread is None or not self._thread.is_alive()
 
+    def in_flight(self, windows: list[int]) -> list[Offset]:
+        """Offsets of the messages sent to window actors ``windows`` and not yet settled: asked
+        by the driver when those died (reducer/nodes/quarantine.py)."""
+        return self.core.in_flight([sent.dispatch for sent in list(self.inflight.batches)], windows)
+
     def _halt(self) -> None:
         self._stop.set()
         self.gate.resume(None)  # a loop holding at a barrier stops without committing
@@ -157,13 +167,18 @@ class KafkaIngestActor:
                     continue
                 messages = self.consumer.consume(self.pipeline.batch_size, timeout=0.25)
                 self.last_poll = now = time.time()
-                dispatch = self.core.plan(messages) if messages else None
-                if dispatch is None and self.core.assigned and now - last_sent >= HEARTBEAT_S:
-                    dispatch = self.core.heartbeat()
-                if dispatch is not None:
-                    self._set_aside(dispatch.dead_letters)
-                    self._send(dispatch)
-                    last_sent = now
+                for chunk, alone in self.core.split(messages) if messages else [([], False)]:
+                    if alone:  # a quarantine suspect: nothing else in flight with it
+                        self.inflight.drain()
+                    dispatch = self.core.plan(chunk) if chunk else None
+                    if dispatch is None and self.core.assigned and now - last_sent >= HEARTBEAT_S:
+                        dispatch = self.core.heartbeat()
+                    if dispatch is not None:
+                        self._set_aside(dispatch.dead_letters)
+                        self._send(dispatch)
+                        last_sent = now
+                    if alone:
+                        self.inflight.drain()
                 self.inflight.reap(block=False)
             if not self._abandon:
                 self.inflight.drain()

@@ -29,6 +29,7 @@ from actors.names import COORDINATOR, INTENT_EXECUTOR, ingest_name, namespace, w
 from actors.window import WindowActor
 from models.settings import Settings
 from reducer.nodes.checkpoint import Checkpoint, Source
+from reducer.nodes.quarantine import Quarantine
 from reducer.nodes.resume import ResumeRefused, refusal, resume_problems
 from reducer.nodes.stats import IngestStats, PipelineStats
 from reducer.nodes.supervisor import Action, Supervisor
@@ -65,6 +66,8 @@ class Pipeline:
         self.supervisor = Supervisor(
             settings.serve.stall_seconds, settings.pipeline.assignment_stall_seconds
         )
+        self.quarantine = Quarantine()
+        """Messages in flight when window actors died, kept across rebuilds."""
 
     def _placement(self) -> None:
         """Pin the coordinator (and so the checkpoint directory) to this driver's node, the head
@@ -173,7 +176,15 @@ class Pipeline:
         self.ingests = [
             KafkaIngestActor.options(
                 name=ingest_name(i), namespace=self.namespace, num_cpus=CPU_INGEST
-            ).remote(i, k, p, self.windows, offsets)
+            ).remote(
+                i,
+                k,
+                p,
+                self.windows,
+                offsets,
+                self.quarantine.careful(),
+                self.quarantine.quarantined(),
+            )
             for i in range(p.ingest_actors)
         ]
         self.coordinator = CoordinatorActor.options(
@@ -218,8 +229,10 @@ class Pipeline:
         returns what was done, or None when all is well."""
         if self.started_at is None:
             return None
-        decision = self.supervisor.decide(stats or self.stats(), time.monotonic())
+        stats = stats or self.stats()
+        decision = self.supervisor.decide(stats, time.monotonic())
         if decision.action is Action.REBUILD:
+            self._note_deaths(stats)
             try:
                 self.restore()
             except Exception as exc:  # every attempt failed: the next round tries again
@@ -241,6 +254,25 @@ class Pipeline:
                 + (f"kept (the broker refused to delete it: {refused})" if refused else "deleted")
             )
         return None
+
+    def _note_deaths(self, stats: PipelineStats) -> None:
+        """Before a rebuild: what was in flight to the window actors that died counts against
+        those messages (reducer/nodes/quarantine.py)."""
+        dead = [j for j, window in enumerate(stats.windows) if window is None]
+        if not dead:
+            return
+        asked = [actor.in_flight.remote(dead) for actor in self.ingests]
+        ready, _ = ray.wait(asked, num_returns=len(asked), timeout=PING_TIMEOUT_S)
+        for ref in ready:
+            with contextlib.suppress(Exception):  # that ingest actor is gone too
+                self.quarantine.record(ray.get(ref))
+        quarantined = self.quarantine.quarantined()
+        log.warning(
+            "window actor(s) %s died: %d message(s) suspect, %d quarantined",
+            dead,
+            len(self.quarantine.careful()),
+            len(quarantined),
+        )
 
     def restore(self, reset_group: bool = False) -> str | None:
         """Kill the graph and rebuild it from the latest checkpoint (see ``_bring_up``).

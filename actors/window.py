@@ -8,6 +8,7 @@ checkpoint sees exactly the batches applied before it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime
 
@@ -24,6 +25,11 @@ from reducer.nodes.window import WindowNode, describe
 from reducer.panes import WindowKey
 
 log = logging.getLogger(__name__)
+CRASH_MARKER_VARIABLE = "CODEGEN_METRICS_TEST_CRASH_MARKER"
+"""Tests only (unset in production): a message holding this variable's bytes ends the actor's
+process at once, as a native crash would, to exercise the quarantine
+(reducer/nodes/quarantine.py). Read in the actor's process: Ray may ship the class with the
+driver's module globals."""
 
 
 @ray.remote
@@ -39,8 +45,11 @@ class WindowActor:
         self.node = WindowNode(index, reducer, pipeline, restore or (), time.time())
         settle_collector(pipeline.gc_young_threshold)  # after the restore: frozen with the rest
         self.metrics = WindowMetrics.create(f"window-{index}")
+        self.crash_marker = os.environ.get(CRASH_MARKER_VARIABLE, "").encode()
 
     def apply(self, batch: WindowBatch) -> Applied:
+        if self.crash_marker and any(self.crash_marker in value for value in batch.values):
+            os._exit(70)
         began = time.time()
         try:
             applied = self.node.apply(batch, began)

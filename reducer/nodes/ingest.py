@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from models.dead_letter import DeadLetter, DeadLetterCategory
 from reducer.nodes.messages import Applied, SourceRange, WindowBatch
+from reducer.nodes.quarantine import Offset
 from reducer.nodes.routing import route_messages
 from reducer.nodes.stats import IngestStats
 
@@ -70,8 +71,14 @@ class IngestDispatcher:
         max_message_bytes: int,
         eof_code: int,
         start_offsets: dict[TopicPartition, int] | None = None,
+        careful: frozenset[Offset] = frozenset(),
+        quarantined: dict[Offset, int] | None = None,
     ) -> None:
         self.index = index
+        self.careful = careful
+        """Offsets to send alone (reducer/nodes/quarantine.py)."""
+        self.quarantined = dict(quarantined or {})
+        """Offsets to dead-letter unread, with the window-actor deaths they caused."""
         self.source = f"ingest-{index}"
         self.windows = windows
         self.max_message_bytes = max_message_bytes
@@ -115,6 +122,12 @@ class IngestDispatcher:
             ranges.setdefault(key, [offset, offset])[1] = offset
             self.position[key] = offset + 1
             value = message.value() or b""
+            deaths = self.quarantined.get((*key, offset)) if self.quarantined else None
+            if deaths is not None:
+                reason = f"a window actor died {deaths} times with this message in flight"
+                category = DeadLetterCategory.PROCESSING_ERROR
+                dead.append((message, self._letter(message, category, reason)))
+                continue
             if len(value) > limit:
                 reason = f"message of {len(value)} bytes exceeds {limit}"
                 dead.append((message, self._letter(message, DeadLetterCategory.OVERSIZED, reason)))
@@ -136,6 +149,35 @@ class IngestDispatcher:
             sources=sources,
             dead_letters=dead,
         )
+
+    def split(self, messages: Sequence[Message]) -> list[tuple[list[Message], bool]]:
+        """The consumed messages as (chunk, alone) in order: each suspect of the quarantine in
+        a chunk of its own, to be sent with nothing else in flight."""
+        if not self.careful:
+            return [(list(messages), False)]
+        chunks: list[tuple[list[Message], bool]] = []
+        run: list[Message] = []
+        for message in messages:
+            if (message.topic(), message.partition(), message.offset()) in self.careful:
+                if run:
+                    chunks.append((run, False))
+                    run = []
+                chunks.append(([message], True))
+            else:
+                run.append(message)
+        if run:
+            chunks.append((run, False))
+        return chunks
+
+    def in_flight(self, dispatches: Sequence[Dispatch], windows: Sequence[int]) -> list[Offset]:
+        """Offsets of the messages these dispatches route to window actors ``windows``."""
+        return [
+            (m.topic(), m.partition(), m.offset())
+            for dispatch in dispatches
+            for j in windows
+            if j < len(dispatch.parts)
+            for m in dispatch.parts[j]
+        ]
 
     def heartbeat(self) -> Dispatch:
         """An empty batch for every window actor: "polled, found nothing" lets quiet windows

@@ -6,6 +6,7 @@ every test gets its own topic prefix and consumer group so tests never see each 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -65,6 +66,9 @@ def ray_metrics_port(ray_session: None) -> int:
     return RAY_METRICS_PORT[0]
 
 
+CRASH_MARKER = "__end-the-window-actor-process__"
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One local Ray for the whole session (not autouse: only tests that ask pay ~5 s)."""
@@ -75,6 +79,9 @@ def ray_session() -> Iterator[None]:
     from actors.broker import free_port
 
     RAY_METRICS_PORT.append(free_port())
+    # The window actors (started by this Ray) end their process on a message holding it:
+    # tests/integration/test_big_messages.py, the quarantine.
+    os.environ["CODEGEN_METRICS_TEST_CRASH_MARKER"] = CRASH_MARKER
     ray.init(
         address="local",
         num_cpus=2,

@@ -12,6 +12,7 @@ from actors.fleet import produce_events
 from actors.pipeline import Pipeline
 from models.dead_letter import DeadLetter
 from models.settings import KafkaSettings
+from tests.integration.conftest import CRASH_MARKER
 from tests.integration.test_faults import applied, drive, latest_finals
 from tests.integration.test_pipeline import assert_exact, expected_all, fleet, settings_for
 
@@ -54,3 +55,31 @@ def test_messages_too_large_to_dead_letter_whole_are_set_aside_and_the_pipeline_
     ]
     assert all(900_000 < size < 1_000_000 for _, size in read)
     assert sum(i.set_aside_failures for i in stats.ingest) == 0
+
+
+def test_a_message_that_kills_its_window_actor_is_quarantined_after_three_deaths(
+    ray_session: None, kafka_settings: KafkaSettings
+) -> None:
+    """A message that ends the window actor's process (as a native crash would) is replayed by
+    every rebuild; the third death with it in flight quarantines it: dead-lettered as
+    processing_error, every valid event around it applied exactly once."""
+    events = fleet(40, seed=42)
+    poison = {**events[5], "event_id": "00000000-0000-4000-8000-000000000001", "n": CRASH_MARKER}
+    settings = settings_for(kafka_settings, batch_size=50)
+    pipeline = Pipeline(settings).start()
+    try:
+        produce_events(kafka_settings, events[:20])
+        drive(pipeline, lambda: applied(pipeline) >= 20, timeout=60)
+        produce_events(kafka_settings, [poison, *events[20:]])
+        actions = drive(pipeline, lambda: applied(pipeline) >= len(events), timeout=300)
+        expected = expected_all(events, settings.pipeline.windows)
+        finals = latest_finals(kafka_settings, len(expected), timeout=90)
+        letters = kafka.consume_all(kafka_settings, kafka_settings.dead_letter_topic, 1, 30)
+    finally:
+        pipeline.stop()
+    assert len([a for a in actions if "restored" in a]) == 3, actions
+    assert_exact(finals, expected)
+    (letter,) = letters
+    read = DeadLetter.from_headers(letter.headers())
+    assert read.category == "processing_error" and "died 3 times" in read.reason
+    assert CRASH_MARKER.encode() in letter.value()
