@@ -1,15 +1,13 @@
-"""KafkaIngestActor: the Ray and Kafka shell around an IngestDispatcher
-(reducer/nodes/ingest.py, where the data path is written down).
+"""KafkaIngestActor: the Ray face of an ingest actor.
 
-It owns the consumer loop thread, the Kafka clients and the Ray calls to the window actors;
-every decision (routing, size checks, offsets, what to dead-letter) is the dispatcher's.
+Its consuming thread is an IngestLoop (actors/ingest_loop.py) and every decision (routing, size
+checks, offsets, what to dead-letter, the quarantine's suspects) is the IngestDispatcher's
+(reducer/nodes/ingest.py, where the data path is written down). The methods here are what the
+driver and the coordinator call: start, the checkpoint barrier, stop, leave, stats.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
 import time
 from typing import Any
 
@@ -17,22 +15,14 @@ import ray
 
 from actors import kafka
 from actors.collector import collector_stats, settle_collector
-from actors.inflight import InFlight, Sent
-from actors.telemetry import IngestMetrics
-from models.dead_letter import DeadLetter, DeadLetterCategory
+from actors.ingest_loop import PAUSE_TIMEOUT_S, IngestLoop
 from models.settings import KafkaSettings, PipelineSettings
-from reducer.nodes.ingest import CheckpointGate, Dispatch, IngestDispatcher, TopicPartition
-from reducer.nodes.messages import Applied
+from reducer.nodes.ingest import IngestDispatcher, TopicPartition
 from reducer.nodes.quarantine import Offset
 from reducer.nodes.stats import IngestStats
 
-log = logging.getLogger(__name__)
-PAUSE_TIMEOUT_S = 60.0
-HEARTBEAT_S = 1.0
-TOPOLOGY_REFRESH_S = 30.0
+STOP_TIMEOUT_S = 60.0
 LEAVE_TIMEOUT_S = 5.0
-GROUP_STATS_MS = 5000
-"""How often librdkafka reports its consumer-group state (``IngestStats.group``)."""
 
 
 @ray.remote
@@ -47,7 +37,6 @@ class KafkaIngestActor:
         careful: frozenset[Offset] = frozenset(),
         quarantined: dict[Offset, int] | None = None,
     ) -> None:
-        self.kafka, self.pipeline, self.windows = kafka_settings, pipeline, window_actors
         self.core = IngestDispatcher(
             index,
             len(window_actors),
@@ -57,63 +46,33 @@ class KafkaIngestActor:
             careful,
             quarantined,
         )
-        self.inflight = InFlight(pipeline.max_batches_in_flight, self._settle)
-        self.gate = CheckpointGate()
-        self.group: dict[str, Any] = {}
-        self.lags: dict[str, int] = {}
-        self.last_poll: float | None = None
-        self.error: str | None = None
-        self._stop = threading.Event()
-        self._abandon = False
-        """Leaving for a rebuild: in-flight batches no longer matter (see ``leave``)."""
-        self._thread: threading.Thread | None = None
-        self.consumer: Any = None
-        self.producer: Any = None
-        self.metrics = IngestMetrics.create(self.core.source)
+        self.loop = IngestLoop(self.core, kafka_settings, pipeline, window_actors)
         settle_collector(pipeline.gc_young_threshold)
 
-    # -- lifecycle (called by the driver and the coordinator) ---------------------------------
-
     def start(self) -> bool:
-        # Partition EOF events tell window actors which partitions have no backlog left.
-        self.consumer = kafka.make_consumer(
-            self.kafka,
-            **{
-                "enable.partition.eof": True,
-                "statistics.interval.ms": GROUP_STATS_MS,
-                "stats_cb": self._on_client_stats,
-            },
-        )
-        self.producer = kafka.make_producer(self.kafka)
-        self.consumer.subscribe(
-            self.kafka.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
-        self._thread = threading.Thread(target=self._run, name=self.core.source, daemon=True)
-        self._thread.start()
+        self.loop.start()
         return True
 
     def barrier(self) -> dict[TopicPartition, int]:
         """Pause consuming, drain in-flight batches, return the position reached."""
-        if not self.gate.pause(PAUSE_TIMEOUT_S):
+        if not self.loop.gate.pause(PAUSE_TIMEOUT_S):
             raise TimeoutError(f"{self.core.source} did not pause")
-        if self.error:
-            raise RuntimeError(f"{self.core.source} failed: {self.error}")
+        if self.loop.error:
+            raise RuntimeError(f"{self.core.source} failed: {self.loop.error}")
         return dict(self.core.position)
 
     def resume(self, commit: dict[TopicPartition, int] | None, final: bool = False) -> bool:
         """Continue after a barrier, committing ``commit``'s offsets of our partitions first;
         ``final``: stop after committing (clean shutdown)."""
         if final:
-            self._stop.set()
-        self.gate.resume(commit)
+            self.loop.stopping.set()
+        self.loop.gate.resume(commit)
         return True
 
     def stop(self) -> IngestStats:
         """Stop consuming, drain in-flight batches, leave the group. Commits happen only at
         checkpoints: a clean shutdown stops through the coordinator's final checkpoint."""
-        self._halt()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
+        self.loop.halt(timeout=STOP_TIMEOUT_S)
         return self.stats()
 
     def leave(self) -> bool:
@@ -121,144 +80,22 @@ class KafkaIngestActor:
         rebuilt from its checkpoint. A consumer killed without leaving stays a member until its
         session times out (on Tansu that can strand the group: see the README). True when the
         consumer is closed."""
-        self._abandon = True
-        self._halt()
-        if self._thread is not None:
-            self._thread.join(timeout=LEAVE_TIMEOUT_S)
-        return self._thread is None or not self._thread.is_alive()
+        return self.loop.halt(abandon=True, timeout=LEAVE_TIMEOUT_S)
 
     def in_flight(self, windows: list[int]) -> list[Offset]:
         """Offsets of the messages sent to window actors ``windows`` and not yet settled: asked
         by the driver when those died (reducer/nodes/quarantine.py)."""
-        return self.core.in_flight([sent.dispatch for sent in list(self.inflight.batches)], windows)
-
-    def _halt(self) -> None:
-        self._stop.set()
-        self.gate.resume(None)  # a loop holding at a barrier stops without committing
+        return self.core.in_flight(self.loop.dispatches_in_flight(), windows)
 
     def stats(self) -> IngestStats:
-        stats = self.core.stats(len(self.inflight))
-        stats.seconds_since_poll = None if self.last_poll is None else time.time() - self.last_poll
-        stats.running = self._thread is not None and self._thread.is_alive()
-        stats.paused = self.gate.held
-        stats.group = self.group
-        stats.consumer_lag = self.lags
-        stats.error = self.error
+        loop = self.loop
+        stats = self.core.stats(len(loop.inflight))
+        stats.seconds_since_poll = None if loop.last_poll is None else time.time() - loop.last_poll
+        stats.running = loop.running
+        stats.paused = loop.gate.held
+        stats.group = loop.group
+        stats.consumer_lag = loop.lags
+        stats.error = loop.error
         stats.node_id = ray.get_runtime_context().get_node_id()
         stats.gc = collector_stats()
         return stats
-
-    def _on_client_stats(self, report: str) -> None:
-        parsed = json.loads(report)
-        self.group = kafka.group_state(parsed)
-        self.lags = kafka.consumer_lags(parsed)
-
-    # -- the loop ------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        last_sent = known_at = -TOPOLOGY_REFRESH_S
-        try:
-            while not self._stop.is_set():
-                if time.monotonic() - known_at >= TOPOLOGY_REFRESH_S:
-                    known_at = time.monotonic()
-                    self._refresh_known()
-                if self.gate.requested:
-                    self._hold()
-                    continue
-                messages = self.consumer.consume(self.pipeline.batch_size, timeout=0.25)
-                self.last_poll = now = time.time()
-                for chunk, alone in self.core.split(messages) if messages else [([], False)]:
-                    if alone:  # a quarantine suspect: nothing else in flight with it
-                        self.inflight.drain()
-                    dispatch = self.core.plan(chunk) if chunk else None
-                    if dispatch is None and self.core.assigned and now - last_sent >= HEARTBEAT_S:
-                        dispatch = self.core.heartbeat()
-                    if dispatch is not None:
-                        self._set_aside(dispatch.dead_letters)
-                        self._send(dispatch)
-                        last_sent = now
-                    if alone:
-                        self.inflight.drain()
-                self.inflight.reap(block=False)
-            if not self._abandon:
-                self.inflight.drain()
-        except Exception as exc:  # the actor stays up to report it; offsets stay uncommitted
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("%s stopped", self.core.source)
-        finally:
-            self.gate.release()
-            try:
-                self.producer.flush(1 if self._abandon else 10)
-                kafka.leave_and_close(self.consumer, 1 if self._abandon else 5)
-            except Exception:  # pragma: no cover - best effort on the way out
-                log.exception("%s close failed", self.core.source)
-
-    def _refresh_known(self) -> None:
-        try:
-            self.core.known = kafka.topic_partitions(self.consumer, self.kafka.input_topics)
-        except Exception as exc:  # keep the last known list; retried at the next refresh
-            log.warning("%s: topic metadata unavailable: %s", self.core.source, exc)
-
-    def _hold(self) -> None:
-        """At a barrier: drain, report held, wait for resume, commit the checkpoint."""
-        self.inflight.drain()
-        self.producer.flush(10)
-        commit = self.gate.hold(PAUSE_TIMEOUT_S)
-        if commit:
-            share = self.core.commit_share(commit)
-            if share:
-                kafka.commit_offsets(self.consumer, share)
-
-    def _send(self, dispatch: Dispatch) -> None:
-        drained = kafka.still_at_end(self.consumer, self.core.drained)
-        batches = self.core.batches(dispatch, drained)
-        self.inflight.add(
-            [w.apply.remote(b) for w, b in zip(self.windows, batches, strict=True)], dispatch
-        )
-
-    def _set_aside(self, letters: list[tuple[Any, DeadLetter]]) -> None:
-        """Produce dead letters (and late events, to their own topic)."""
-        for message, letter in letters:
-            late = letter.category == DeadLetterCategory.LATE
-            topic = self.kafka.late_topic if late else self.kafka.dead_letter_topic
-            key, value, headers = letter.record(
-                message.key(), message.value(), self.kafka.producer_max_bytes
-            )
-            try:
-                kafka.produce_waiting(self.producer, topic, key, value, headers)
-            except kafka.KafkaException as exc:  # refused for good: never stop the loop for it
-                self.core.count_unwritten(letter)
-                log.error(
-                    "%s: could not set aside %s[%s]@%s (%s): %s",
-                    self.core.source,
-                    letter.source_topic,
-                    letter.source_partition,
-                    letter.source_offset,
-                    letter.category,
-                    exc,
-                )
-                continue
-            self.core.count_set_aside(letter)
-            if not late:
-                self.metrics.rejects.inc()
-
-    def _settle(self, batch: Sent, results: list[Applied]) -> None:
-        letters, by_type = self.core.settle(batch.dispatch.parts, results)
-        self._set_aside(letters)
-        for event_type, n in by_type.items():
-            self.metrics.events.inc(n, {"event_type": event_type})
-        self.metrics.batch_ms.observe((time.monotonic() - batch.began) * 1000)
-
-    # -- rebalances (run inside consume(), on the loop thread) ---------------------------------
-
-    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        seeks = self.core.assign([(p.topic, p.partition) for p in partitions])
-        if seeks:
-            for tp in partitions:
-                tp.offset = seeks.get((tp.topic, tp.partition), tp.offset)
-            consumer.assign(partitions)
-
-    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
-        if not self._abandon:
-            self.inflight.drain()
-        self.core.revoke([(p.topic, p.partition) for p in partitions])

@@ -1,6 +1,6 @@
 """IngestDispatcher: an ingest actor's decisions, without Ray or Kafka.
 
-Data path of an ingest actor (the shell, actors/ingest.py, does the I/O):
+Data path of an ingest actor (its consuming thread, actors/ingest_loop.py, does the I/O):
 
 1. consume up to ``batch_size`` messages; ``plan`` sets aside oversized ones as dead letters,
    tracks partition ends (librdkafka's partition EOF) and positions, and routes the raw messages
