@@ -20,6 +20,7 @@ from actors.collector import collector_stats, settle_collector
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
 from reducer.nodes.checkpoint import Checkpoint, Source
 from reducer.nodes.coordinator import Publication, TickPlanner
+from reducer.nodes.history import HistoryView
 from reducer.nodes.messages import Collected
 from reducer.nodes.stats import CoordinatorStats, TickPhases
 
@@ -57,7 +58,7 @@ class CoordinatorActor:
 
     def start(self) -> bool:
         if not self.planner.history:
-            self._rebuild_history()
+            rebuild_history(self.kafka, self.planner.history)
         settle_collector(self.pipeline.gc_young_threshold)  # the history is long-lived
         self._thread = threading.Thread(target=self._run, name="coordinator", daemon=True)
         self._thread.start()
@@ -128,7 +129,7 @@ class CoordinatorActor:
             gathered = time.monotonic()
             publications = self.planner.plan(horizon)
             planned = time.monotonic()
-            published = self._publish(publications)
+            published = publish(self.producer, self.kafka.intent_topic, self.planner, publications)
             self.planner.commit(published, horizon)
             if horizon is not None:
                 # Not waited for: calls from this actor reach each window actor in order, so the
@@ -153,38 +154,6 @@ class CoordinatorActor:
             results, full = ray.get([w.collect.remote(True) for w in self.windows]), True
         return self.planner.absorb(results, full)
 
-    def _publish(self, publications: list[Publication]) -> list[Publication]:
-        """Produce the intents; those the broker acknowledged."""
-        topic = self.kafka.intent_topic
-        records = [(topic, *p.record(), None) for p in publications]
-        outcomes = kafka.produce_each(self.producer, records) if records else []
-        published = []
-        for publication, failure in zip(publications, outcomes, strict=True):
-            if failure is None:
-                published.append(publication)
-            else:
-                self.planner.set_aside(publication, failure)
-        return published
-
-    def _rebuild_history(self) -> None:
-        """Closed windows published before a restart, read back from the metrics topic."""
-        topic = self.kafka.target_topic
-        history = self.planner.history
-        try:
-            complete = kafka.read_to_end(
-                self.kafka, topic, lambda m: history.absorb(m.value()), HISTORY_READ_TIMEOUT_S
-            )
-        except Exception:
-            log.exception("could not rebuild history from %s", topic)
-            return
-        if not complete:
-            log.warning(
-                "history from %s: not read to its end within %.0f s; older windows only",
-                topic,
-                HISTORY_READ_TIMEOUT_S,
-            )
-        history.settle()
-
     def recent(self, window: str, limit: int) -> list[dict[str, Any]]:
         """Most recent closed windows of a type, newest first."""
         return self.planner.history.recent(window, limit)
@@ -199,13 +168,48 @@ class CoordinatorActor:
         return self.stats()
 
     def stats(self) -> CoordinatorStats:
-        stats = self.planner.stats()
-        now = time.time()
-        since = {"checkpoint": self.last_checkpoint, "tick": self.last_tick}
-        stats.seconds_since_checkpoint = (
-            None if since["checkpoint"] is None else now - since["checkpoint"]
-        )
-        stats.seconds_since_tick = None if since["tick"] is None else now - since["tick"]
+        stats, now = self.planner.stats(), time.time()
+        stats.seconds_since_checkpoint = _since(self.last_checkpoint, now)
+        stats.seconds_since_tick = _since(self.last_tick, now)
         stats.node_id = ray.get_runtime_context().get_node_id()
         stats.gc = collector_stats()
         return stats
+
+
+def _since(moment: float | None, now: float) -> float | None:
+    return None if moment is None else now - moment
+
+
+def publish(
+    producer: Any, topic: str, planner: TickPlanner, publications: list[Publication]
+) -> list[Publication]:
+    """Produce the intents; those the broker acknowledged (the others are set aside by the
+    planner and stay pending)."""
+    records = [(topic, *p.record(), None) for p in publications]
+    outcomes = kafka.produce_each(producer, records) if records else []
+    published = []
+    for publication, failure in zip(publications, outcomes, strict=True):
+        if failure is None:
+            published.append(publication)
+        else:
+            planner.set_aside(publication, failure)
+    return published
+
+
+def rebuild_history(kafka_settings: KafkaSettings, history: HistoryView) -> None:
+    """Closed windows published before a restart, read back from the metrics topic."""
+    topic = kafka_settings.target_topic
+    try:
+        complete = kafka.read_to_end(
+            kafka_settings, topic, lambda m: history.absorb(m.value()), HISTORY_READ_TIMEOUT_S
+        )
+    except Exception:
+        log.exception("could not rebuild history from %s", topic)
+        return
+    if not complete:
+        log.warning(
+            "history from %s: not read to its end within %.0f s; older windows only",
+            topic,
+            HISTORY_READ_TIMEOUT_S,
+        )
+    history.settle()
