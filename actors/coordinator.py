@@ -54,6 +54,8 @@ class CoordinatorActor:
         self.last_tick: float | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        """Set by ``publish_soon`` (and ``stop``): tick now, not at the next period."""
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
@@ -70,7 +72,12 @@ class CoordinatorActor:
         # Ticks start every tick_seconds (or back to back when one takes longer), not
         # tick_seconds after the previous one ended: ticks of 1-2.6 s at a 1 s tick would
         # otherwise make the period 2-3.6 s.
-        while not self._stop.wait(max(0.0, tick - (time.monotonic() - began))):
+        while True:
+            early = self._wake.wait(max(0.0, tick - (time.monotonic() - began)))
+            if self._stop.is_set():
+                break
+            self._wake.clear()
+            counts.early_ticks += early
             began = time.monotonic()
             try:
                 self.tick()
@@ -85,6 +92,11 @@ class CoordinatorActor:
                 except Exception:
                     log.exception("coordinator checkpoint failed")
                 last_checkpoint = time.monotonic()
+
+    def publish_soon(self) -> None:
+        """An ingest actor has read a backlog to its end and its batches are applied: tick now,
+        so the output covers the backlog without waiting up to ``tick_seconds``."""
+        self._wake.set()
 
     def checkpoint(self, final: bool = False) -> int:
         """A consistent cut: pause and drain every ingest actor, snapshot every window actor,
@@ -162,6 +174,7 @@ class CoordinatorActor:
         """Stop ticking, publish once more (the latest state of every window goes out), and take
         a final checkpoint so the ingest actors commit where they stopped."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
         self.checkpoint(final=True)

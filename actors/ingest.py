@@ -8,6 +8,7 @@ driver and the coordinator call: start, the checkpoint barrier, stop, leave, sta
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from reducer.nodes.ingest import IngestDispatcher, TopicPartition
 from reducer.nodes.quarantine import Offset
 from reducer.nodes.stats import IngestStats
 
+log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 60.0
 LEAVE_TIMEOUT_S = 5.0
 
@@ -46,12 +48,27 @@ class KafkaIngestActor:
             careful,
             quarantined,
         )
-        self.loop = IngestLoop(self.core, kafka_settings, pipeline, window_actors)
+        self.loop = IngestLoop(
+            self.core, kafka_settings, pipeline, window_actors, self._publish_soon
+        )
+        self.coordinator: Any = None
         settle_collector(pipeline.gc_young_threshold)
 
-    def start(self) -> bool:
+    def start(self, coordinator: Any = None) -> bool:
+        """Start consuming; ``coordinator`` (created after us) is asked to publish as soon as a
+        backlog has been read."""
+        self.coordinator = coordinator
         self.loop.start()
         return True
+
+    def _publish_soon(self) -> None:
+        """A backlog is read and applied: ask the coordinator to publish now (not waited for)."""
+        if self.coordinator is None:
+            return
+        try:
+            self.coordinator.publish_soon.remote()
+        except Exception as exc:  # its next tick publishes all the same
+            log.warning("%s: could not reach the coordinator: %s", self.core.source, exc)
 
     def barrier(self) -> dict[TopicPartition, int]:
         """Pause consuming, drain in-flight batches, return the position reached."""

@@ -2,8 +2,10 @@
 
 Consume a batch, let the IngestDispatcher (reducer/nodes/ingest.py) route it, send one Ray call
 per window actor, settle the answers (dead letters and late events to their topics), hold at a
-checkpoint barrier and commit what it says. Every decision is the dispatcher's; this class only
-moves data between Kafka, Ray and it, on one thread, so the dispatcher is never shared.
+checkpoint barrier and commit what it says; once a backlog is read to its end, let the batches
+settle and call ``caught_up`` (the coordinator publishes then, not at its next tick). Every
+decision is the dispatcher's; this class only moves data between Kafka, Ray and it, on one
+thread, so the dispatcher is never shared.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from actors import kafka
@@ -37,9 +40,11 @@ class IngestLoop:
         kafka_settings: KafkaSettings,
         pipeline: PipelineSettings,
         window_actors: list[Any],
+        caught_up: Callable[[], None] = lambda: None,
     ) -> None:
         self.core, self.kafka, self.pipeline = core, kafka_settings, pipeline
         self.windows = window_actors
+        self.caught_up = caught_up
         self.inflight = InFlight(pipeline.max_batches_in_flight, self._settle)
         self.gate = CheckpointGate()
         self.metrics = IngestMetrics.create(core.source)
@@ -118,6 +123,9 @@ class IngestLoop:
                     if alone:
                         self.inflight.drain()
                 self.inflight.reap(block=False)
+                if self.core.caught_up(len(messages), self.pipeline.batch_size, self._at_end):
+                    self.inflight.drain()  # applied before the coordinator collects
+                    self.caught_up()
             if not self.abandon:
                 self.inflight.drain()
         except Exception as exc:  # the actor stays up to report it; offsets stay uncommitted
@@ -147,8 +155,11 @@ class IngestLoop:
             if share:
                 kafka.commit_offsets(self.consumer, share)
 
+    def _at_end(self) -> list[tuple[str, int]]:
+        return kafka.still_at_end(self.consumer, self.core.drained)
+
     def _send(self, dispatch: Dispatch) -> None:
-        drained = kafka.still_at_end(self.consumer, self.core.drained)
+        drained = self._at_end()
         batches = self.core.batches(dispatch, drained)
         self.inflight.add(
             [w.apply.remote(b) for w, b in zip(self.windows, batches, strict=True)], dispatch

@@ -117,6 +117,7 @@ def prometheus_text(
     if coordinator is not None:
         for name, text, value in (
             ("ticks", "Coordinator ticks", coordinator.ticks),
+            ("early_ticks", "Ticks started when a backlog was read", coordinator.early_ticks),
             ("tick_errors", "Ticks that failed", coordinator.tick_errors),
             ("windows_set_aside", "Window updates set aside", coordinator.windows_set_aside),
             ("checkpoints", "Checkpoints written", coordinator.checkpoints),

@@ -193,7 +193,12 @@ class Pipeline:
             num_cpus=CPU_COORDINATOR,
             scheduling_strategy=self._on_head(),
         ).remote(k, p, r, self.windows, self.ingests, self.store.location, restored, self.source)
-        ray.get([a.start.remote() for a in (self.coordinator, *self.ingests)])
+        ray.get(
+            [
+                self.coordinator.start.remote(),
+                *(a.start.remote(self.coordinator) for a in self.ingests),
+            ]
+        )
         if restored is None:
             # An empty checkpoint at once: a crash before the first periodic one then still
             # restores into a new epoch, so republished revisions outrank the lost run's.

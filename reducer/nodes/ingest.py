@@ -9,7 +9,9 @@ Data path of an ingest actor (its consuming thread, actors/ingest_loop.py, does 
    progress for the watermark), so only bytes cross the Ray boundary;
 3. when every window actor has applied a batch, ``settle`` turns what they could not apply into
    dead letters (or late events) naming the source topic, partition and offset, and counts;
-4. offsets are committed only at a checkpoint barrier (``CheckpointGate``): the coordinator
+4. once it has read to the end of every assigned partition after being behind, ``caught_up``
+   says so: the shell then asks the coordinator to publish without waiting for its next tick;
+5. offsets are committed only at a checkpoint barrier (``CheckpointGate``): the coordinator
    pauses every ingest actor, each drains its in-flight batches and reports its position; once
    the checkpoint is written each commits exactly the checkpointed offsets of its partitions.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -95,6 +97,8 @@ class IngestDispatcher:
         self.known: list[TopicPartition] = []
         """Every partition of the input topics (refreshed from metadata by the shell)."""
         self.sequence = 0
+        self.behind = False
+        """A consume returned a full batch since the last catch-up: there was a backlog."""
         self.counts = IngestStats(index=index)
         self._rejects: Counter[str] = Counter()
         self._by_type: Counter[str] = Counter()
@@ -149,6 +153,23 @@ class IngestDispatcher:
             sources=sources,
             dead_letters=dead,
         )
+
+    def caught_up(
+        self, consumed: int, batch_size: int, at_end: Callable[[], list[TopicPartition]]
+    ) -> bool:
+        """True once per backlog: when a consume returns less than a full batch, after one that
+        was full, and ``at_end()`` (of ``self.drained``, the partitions still at their end) holds
+        every assigned partition. A stream below capacity never fills a batch, so it never
+        triggers an early publish: those ticks come only after a backlog is read."""
+        if consumed >= batch_size:
+            self.behind = True
+            return False
+        if not self.behind or not self.assigned or len(self.drained) < len(self.assigned):
+            return False
+        if set(self.assigned) <= set(at_end()):
+            self.behind = False
+            return True
+        return False
 
     def split(self, messages: Sequence[Message]) -> list[tuple[list[Message], bool]]:
         """The consumed messages as (chunk, alone) in order: each suspect of the quarantine in

@@ -97,6 +97,8 @@ class TickPhases:
 @dataclass(slots=True)
 class CoordinatorStats:
     ticks: int = 0
+    early_ticks: int = 0
+    """Ticks started before their period because an ingest actor had read a backlog."""
     intents_published: int = 0
     finals_published: int = 0
     windows_set_aside: int = 0

@@ -214,3 +214,37 @@ def test_a_loop_that_exits_releases_a_waiting_coordinator() -> None:
     gate = CheckpointGate()
     threading.Timer(0.05, gate.release).start()
     assert gate.pause(timeout=5)
+
+
+def test_caught_up_once_per_backlog_when_every_assigned_partition_is_read_to_its_end() -> None:
+    core = dispatcher()
+    core.assign([(TOPIC, 0), (TOPIC, 1)])
+    ends = {(TOPIC, 0): 40, (TOPIC, 1): 9}
+    asked: list[bool] = []
+
+    def at_end() -> list[tuple[str, int]]:
+        asked.append(True)
+        return sorted(ends)
+
+    # A stream below capacity: partial batches, partitions at their end, never an early tick.
+    core.plan([Message(TOPIC, 0, 39, event(uuid.uuid4()))])
+    core.drained.update(ends)
+    assert not core.caught_up(1, 1000, at_end)
+    # A backlog: a full batch, then one that is not, with one partition still behind.
+    assert not core.caught_up(1000, 1000, at_end)
+    core.drained.pop((TOPIC, 1))
+    assert not core.caught_up(300, 1000, at_end)
+    assert not asked  # not every assigned partition drained: librdkafka is not asked
+    core.drained[(TOPIC, 1)] = 9
+    ends[(TOPIC, 1)] = 9
+    assert core.caught_up(0, 1000, at_end)
+    assert not core.caught_up(0, 1000, at_end)  # once per backlog
+
+
+def test_not_caught_up_while_the_fetcher_has_seen_past_a_partitions_end() -> None:
+    core = dispatcher()
+    core.assign([(TOPIC, 0), (TOPIC, 1)])
+    core.drained.update({(TOPIC, 0): 40, (TOPIC, 1): 9})
+    assert not core.caught_up(1000, 1000, lambda: [])
+    assert not core.caught_up(10, 1000, lambda: [(TOPIC, 0)])  # partition 1 has more fetched
+    assert core.caught_up(10, 1000, lambda: [(TOPIC, 0), (TOPIC, 1)])
