@@ -131,6 +131,20 @@ def process_memory(pid: int) -> tuple[str, float, float]:
     return title, fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (/proc/PID/stat), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu() -> dict[int, float]:
+    """CPU seconds used so far by this process and each descendant, by pid."""
+    return {pid: cpu_seconds(pid) for pid in [os.getpid(), *descendants(os.getpid())]}
+
+
 def tree_memory() -> list[tuple[str, int, float, float]]:
     """(title, pid, RSS, peak RSS) of this process and every descendant with memory."""
     rows = []

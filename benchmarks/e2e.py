@@ -10,8 +10,8 @@ N events of the simulated fleet (cli/simulator.py) are produced into the input t
   floor     one fresh process: a confluent-kafka consumer assigned every input partition,
             ``json.loads`` per message, counts and sums in dicts. What one Python process does
             with no validation, no windows, no exactly-once and no Ray: the bar to compare to.
-  pipeline  ``Pipeline(settings).start()`` with the production defaults except the tick (1 s,
-            so the end is not rounded up to 5 s) and the batch size (1000).
+  pipeline  ``Pipeline(settings).start()`` with the production defaults (tick 5 s: the
+            coordinator publishes as soon as the ingest actor has read the backlog).
 
 Each run produces the backlog into fresh topics and runs the floor, then the pipeline, on it;
 the numbers are medians over ``--runs``. Events/s runs from the first event applied to the final
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -39,7 +40,7 @@ import common as c
 from actors import kafka
 from actors.fleet import produce_events
 from cli.simulator import simulate_fleet
-from models.settings import KafkaSettings, Settings
+from models.settings import KafkaSettings, PipelineSettings, Settings
 from reducer.nodes.stats import PipelineStats
 
 POLL_S = 0.02
@@ -63,13 +64,13 @@ def floor_child(kafka_json: str, n: int, spawned: float) -> dict[str, Any]:
     by_type: Counter[str] = Counter()
     hours: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     workflows: set[str] = set()
-    seen, first = 0, 0.0
+    seen, first, cpu = 0, 0.0, 0.0
     while seen < n:
         for message in consumer.consume(num_messages=1000, timeout=1.0):
             if message.error() is not None:
                 continue
             if not seen:
-                first = time.time()
+                first, cpu = time.time(), c.cpu_seconds(os.getpid())
             event = json.loads(message.value())
             kind = event["event_type"]
             by_type[kind] += 1
@@ -83,11 +84,13 @@ def floor_child(kafka_json: str, n: int, spawned: float) -> dict[str, Any]:
             seen += 1
     output = json.dumps({"types": by_type, "hours": hours, "workflows": len(workflows)})
     done = time.time()
+    cpu = c.cpu_seconds(os.getpid()) - cpu
     consumer.close()
     return {
         "startup_s": first - spawned,
         "rate": c.rate(n, done - first),
         "peak_mib": c.peak_rss_mib(),
+        "cpu_us": cpu / n * 1e6,
         "output_bytes": len(output),
     }
 
@@ -130,7 +133,7 @@ def run_pipeline(settings: Settings, n: int) -> dict[str, Any]:
             if time.time() - began > 300:
                 raise TimeoutError("no event applied within 300 s")
             time.sleep(POLL_S)
-        first = time.time()
+        first, cpu = time.time(), c.tree_cpu()
         c.log(f"pipeline: first event applied {first - began:.1f} s after start()")
         deadline = time.time() + max(600, n / 500)
         while (done := accounted(stats := pipeline.stats()))[1] < n:
@@ -146,8 +149,9 @@ def run_pipeline(settings: Settings, n: int) -> dict[str, Any]:
                 break
             time.sleep(0.25)
         applied = done[0]
+        used = {pid: seconds - cpu.get(pid, 0.0) for pid, seconds in c.tree_cpu().items()}
         end = covering_time(settings.kafka, executor.published, applied)
-        memory = c.tree_memory()
+        memory = [(*m, used.get(m[1], 0.0)) for m in c.tree_memory()]
     finally:
         pipeline.stop()
     windows = [w for w in stats.windows if w is not None]
@@ -168,7 +172,7 @@ def main() -> int:
     parser.add_argument("--window-actors", type=int, default=2)
     parser.add_argument("--ingest-actors", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--tick-seconds", type=float, default=1.0)
+    parser.add_argument("--tick-seconds", type=float, default=PipelineSettings().tick_seconds)
     parser.add_argument("--runs", type=int, default=3, help="floor + pipeline runs, alternating")
     parser.add_argument("--floor-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,7 +214,9 @@ def main() -> int:
         return f"{statistics.median(values):,.{digits}f}{unit}{spread}"
 
     for r in runs["pipeline"]:
-        r["peak_mib"] = sum(m[3] for m in r["memory"] if m[0] not in ("this driver", "tansu"))
+        ray_processes = [m for m in r["memory"] if m[0] not in ("this driver", "tansu")]
+        r["peak_mib"] = sum(m[3] for m in ray_processes)
+        r["cpu_us"] = sum(m[4] for m in ray_processes) / n * 1e6
     last, p = runs["pipeline"][-1], settings.pipeline
     print(f"{n:,} events, {args.runs} runs (median and range); {p.ingest_actors} ingest, "
           f"{p.window_actors} window actors, batch {p.batch_size}, tick {p.tick_seconds:g} s; "
@@ -221,15 +227,19 @@ def main() -> int:
         ("events/s, first event applied -> final output", "rate", " ev/s"),
         ("start-up, process start -> first event applied", "startup_s", " s"),
         ("peak RSS, summed over the Ray processes", "peak_mib", " MiB"),
+        ("CPU per event: Ray processes; floor process", "cpu_us", " us"),
     ):
-        digits, ratio = int(unit == " s"), median("pipeline", key) / median("floor", key)
+        digits, ratio = int(unit in (" s", " us")), median("pipeline", key) / median("floor", key)
         rows.append((label, cell("pipeline", key, unit, digits), cell("floor", key, unit, digits),
                      c.ratio(ratio)))  # fmt: skip
     print(c.table(["measure", "pipeline", "floor", "pipeline / floor"], rows))
-    print(f"\nPipeline.start() itself: {median('pipeline', 'start_call_s'):.1f} s. Peak RSS per "
-          "process of the last run (VmHWM, before stopping):\n")  # fmt: skip
-    memory = [(title, pid, f"{peak:,.0f}") for title, pid, _, peak in last["memory"]]
-    print(c.table(["process", "pid", "peak MiB"], memory))
+    print(f"\nPipeline.start() itself: {median('pipeline', 'start_call_s'):.1f} s. Per process of "
+          "the last run: peak RSS (VmHWM, before stopping), CPU from the first event applied to "
+          "the final output:\n")  # fmt: skip
+    memory = [
+        (title, pid, f"{peak:,.0f}", f"{cpu:.2f}") for title, pid, _, peak, cpu in last["memory"]
+    ]
+    print(c.table(["process", "pid", "peak MiB", "CPU s"], memory))
     print(f"\n{header}")
     return 0
 
