@@ -34,31 +34,33 @@ class KafkaIngestActor:
         index: int,
         kafka_settings: KafkaSettings,
         pipeline: PipelineSettings,
-        window_actors: list[Any],
+        windows: int,
         start_offsets: dict[TopicPartition, int] | None = None,
         careful: frozenset[Offset] = frozenset(),
         quarantined: dict[Offset, int] | None = None,
     ) -> None:
         self.core = IngestDispatcher(
             index,
-            len(window_actors),
+            windows,
             pipeline.max_message_bytes,
             kafka.PARTITION_EOF,
             start_offsets,
             careful,
             quarantined,
         )
-        self.loop = IngestLoop(
-            self.core, kafka_settings, pipeline, window_actors, self._publish_soon
-        )
+        self.loop = IngestLoop(self.core, kafka_settings, pipeline, self._publish_soon)
         self.coordinator: Any = None
+        self.loop.connect()  # join the group while the other actors start
         settle_collector(pipeline.gc_young_threshold)
 
-    def start(self, coordinator: Any = None) -> bool:
-        """Start consuming; ``coordinator`` (created after us) is asked to publish as soon as a
-        backlog has been read."""
+    def start(self, window_actors: list[Any], coordinator: Any = None) -> bool:
+        """Start consuming into ``window_actors`` (one per window index); ``coordinator`` is
+        asked to publish as soon as a backlog has been read. Both are created after us: the
+        group join, the longest step of a start, runs meanwhile."""
+        if len(window_actors) != self.core.windows:
+            raise ValueError(f"{len(window_actors)} window actors, expected {self.core.windows}")
         self.coordinator = coordinator
-        self.loop.start()
+        self.loop.start(window_actors)
         return True
 
     def _publish_soon(self) -> None:

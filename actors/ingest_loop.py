@@ -39,11 +39,10 @@ class IngestLoop:
         core: IngestDispatcher,
         kafka_settings: KafkaSettings,
         pipeline: PipelineSettings,
-        window_actors: list[Any],
         caught_up: Callable[[], None] = lambda: None,
     ) -> None:
         self.core, self.kafka, self.pipeline = core, kafka_settings, pipeline
-        self.windows = window_actors
+        self.windows: list[Any] = []
         self.caught_up = caught_up
         self.inflight = InFlight(pipeline.max_batches_in_flight, self._settle)
         self.gate = CheckpointGate()
@@ -59,7 +58,11 @@ class IngestLoop:
         self.consumer: Any = None
         self.producer: Any = None
 
-    def start(self) -> None:
+    def connect(self) -> None:
+        """Create the clients and subscribe: the group join (seconds: Tansu answers after half
+        the session timeout, Kafka after group.initial.rebalance.delay.ms) runs in librdkafka's
+        threads while the rest of the graph starts; the assignment arrives at the first
+        consume."""
         # Partition EOF events tell window actors which partitions have no backlog left.
         self.consumer = kafka.make_consumer(
             self.kafka,
@@ -73,6 +76,12 @@ class IngestLoop:
         self.consumer.subscribe(
             self.kafka.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+
+    def start(self, window_actors: list[Any]) -> None:
+        """Consume on a thread of our own, sending to ``window_actors``."""
+        self.windows = window_actors
+        if self.consumer is None:
+            self.connect()
         self.thread = threading.Thread(target=self._run, name=self.core.source, daemon=True)
         self.thread.start()
 
@@ -84,6 +93,9 @@ class IngestLoop:
         self.gate.resume(None)
         if self.thread is not None:
             self.thread.join(timeout=timeout)
+        elif self.consumer is not None:  # connected, never started: leave the group
+            kafka.leave_and_close(self.consumer, 1 if self.abandon else 5)
+            self.consumer = None
         return not self.running
 
     @property
