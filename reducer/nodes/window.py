@@ -19,6 +19,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from models.bounds import EventBounds
@@ -33,7 +34,7 @@ from reducer.nodes.messages import Applied, Collected, WindowBatch
 from reducer.nodes.stats import WindowStats
 from reducer.panes import PaneStore, WindowKey
 from reducer.watermark import WatermarkTracker
-from reducer.windows import hour_number, hour_start, window_id
+from reducer.windows import hour_number, hour_numbers, hour_start, window_id
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ HOUR = EnumMetricsWindow.HOURLY
 LATE_WINDOWS_KEPT = 1000
 """Hourly windows whose too-late events are counted in ``WindowStats.late_by_window``."""
 SNAPSHOT_MAGIC = b"CMW2"
+_EVENT_TYPE = attrgetter("event_type")
 Reject = tuple[int, str, str]
 """(position in the batch, dead-letter category, reason)."""
 
@@ -174,9 +176,11 @@ class WindowNode:
             self.store.commit(stage)
             late += stage.late
         failed += [(events[i], exc) for i, exc in failures]
-        position_of = {
-            id(event): at for event, at in zip(decoded.events, decoded.indices, strict=True)
-        }
+        position_of = (
+            {id(event): at for event, at in zip(decoded.events, decoded.indices, strict=True)}
+            if failed or late
+            else {}
+        )
         for event, exc in failed:
             self.processing_errors += 1
             rejects.append(
@@ -188,7 +192,7 @@ class WindowNode:
             self.tracker.observe(key, progress.get(source_index), now)
         self.tracker.heartbeat(now)
         applied = len(kept) - len(failures) - len(late)
-        by_type = Counter(event.event_type for event in events)
+        by_type = Counter(map(_EVENT_TYPE, events))
         by_type.subtract(events[i].event_type for i, _ in failures)
         self.events_applied += applied
         self.batches_applied += 1
@@ -236,7 +240,7 @@ class WindowNode:
     ) -> tuple[list[CodegenEvent], list[int], list[tuple[CodegenEvent, Exception]]]:
         """The events whose hour number can be computed, their hour numbers, and the others."""
         try:
-            return events, [hour_number(e.timestamp) for e in events], []
+            return events, hour_numbers([e.timestamp for e in events]), []
         except Exception:
             pass
         kept, hours, failed = [], [], []

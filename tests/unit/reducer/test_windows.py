@@ -7,10 +7,17 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from models import EnumMetricsWindow
 from reducer import AggregationState, MetricsAggregator, window_bounds, window_id
-from reducer.windows import hour_number, hour_of_number, hour_start, parse_window_id
+from reducer.windows import (
+    hour_number,
+    hour_numbers,
+    hour_of_number,
+    hour_start,
+    parse_window_id,
+)
 from tests.datasets import mixed_events
 
 H, D, W, M = (
@@ -195,3 +202,32 @@ def test_window_ids_have_four_digit_years_and_parse_back(window, start, expected
 def test_parse_window_id_refuses_anything_window_id_does_not_write(text: str) -> None:
     with pytest.raises(ValueError):
         parse_window_id(text)
+
+
+def test_hour_numbers_agree_with_whole_hours_since_the_epoch_at_any_offset() -> None:
+    def reference(t: datetime) -> int:  # seconds since the epoch, floored to hours
+        aware = t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+        return int(aware.timestamp() // 3600)
+
+    stamps = [
+        datetime(2026, 11, 2, 0, 0, 0, 930304, tzinfo=UTC),
+        datetime(2026, 11, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(2000, 2, 29, 12, 30),  # naive: UTC
+        datetime(2024, 12, 31, 23, 0, tzinfo=UTC),
+    ]
+    # pydantic's own aware datetimes, as decoded events carry them
+    parsed = TypeAdapter(list[datetime]).validate_python(
+        ["2026-03-29T01:59:59.5Z", "2026-03-29T02:00:00+00:00", "2031-01-01T00:00:00Z"]
+    )
+    utc = stamps + parsed
+    assert hour_numbers(utc) == [reference(t) for t in utc]
+    shifted = [
+        datetime(2026, 11, 2, 0, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2026, 11, 2, 0, 30, tzinfo=timezone(timedelta(hours=-3))),
+        *TypeAdapter(list[datetime]).validate_python(["2026-11-02T00:10:00-01:00"]),
+    ]
+    mixed = utc + shifted
+    assert hour_numbers(mixed) == [reference(t) for t in mixed]
+    assert hour_numbers([]) == []
