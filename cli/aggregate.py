@@ -78,10 +78,10 @@ def open_input(path: str) -> BinaryIO:
 class Progress:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
-    def __init__(self, total_bytes: int | None, stream: IO[str] = sys.stderr) -> None:
+    def __init__(self, total_bytes: int | None, stream: IO[str] | None = None) -> None:
         self.total = total_bytes
-        self.stream = stream
-        self.enabled = stream.isatty()
+        self.stream = sys.stderr if stream is None else stream  # at call time: redirectable
+        self.enabled = self.stream.isatty()
         self.last = 0.0
 
     def update(self, done_bytes: int, lines: int) -> None:

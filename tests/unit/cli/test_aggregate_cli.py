@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -262,6 +263,17 @@ def test_the_progress_bar_without_a_known_size_counts_lines(monkeypatch) -> None
     Progress(total_bytes=None, stream=terminal).update(0, lines=1234)
 
     assert "1,234 lines" in terminal.getvalue()
+
+
+def test_the_progress_bar_draws_on_the_stderr_of_the_moment(monkeypatch) -> None:
+    """Not the stderr of import time: a caller that redirects stderr silences it."""
+    terminal = FakeTerminal()
+    monkeypatch.setattr(aggregate_module.time, "monotonic", lambda: 1000.0)
+
+    with contextlib.redirect_stderr(terminal):
+        Progress(total_bytes=None).update(0, lines=7)
+
+    assert "7 lines" in terminal.getvalue()
 
 
 def test_per_window_charges_bad_lines_to_the_window_they_are_stamped_in(
