@@ -113,6 +113,23 @@ def test_line_numbers_stay_right_across_read_batches(tmp_path: Path, capsys) -> 
     assert json.loads(out)["events_processed"] == len(lines) - 1
 
 
+def test_line_numbers_count_blank_lines_in_every_batch(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregate_module, "BATCH_LINES", 3)
+    good, bad = to_json(started_dict()), b"{broken"
+    lines = [good, b"", bad, b"  ", good, bad, b"", b"", b"", good, bad]  # bad: 3, 6, 11
+    path = tmp_path / "blanks.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    code, out, err = run(capsys, "aggregate", str(path), "--format", "json")
+
+    assert code == 0
+    assert re.findall(r"line (\d+):", err) == ["3", "6", "11"]
+    assert json.loads(out)["events_processed"] == 3
+    assert json.loads(out)["events_invalid"] == 3
+
+
 def test_json_output_is_one_metrics_object(bad_file: Path, capsys) -> None:
     _, out, _ = run(capsys, "aggregate", str(bad_file), "--format", "json", "--window", "daily")
 
