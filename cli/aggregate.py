@@ -8,9 +8,10 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, compress, islice
 from typing import IO, BinaryIO
 
 from pydantic import ValidationError
@@ -78,10 +79,10 @@ def open_input(path: str) -> BinaryIO:
 class Progress:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
-    def __init__(self, total_bytes: int | None, stream: IO[str] = sys.stderr) -> None:
+    def __init__(self, total_bytes: int | None, stream: IO[str] | None = None) -> None:
         self.total = total_bytes
-        self.stream = stream
-        self.enabled = stream.isatty()
+        self.stream = sys.stderr if stream is None else stream  # at call time: redirectable
+        self.enabled = self.stream.isatty()
         self.last = 0.0
 
     def update(self, done_bytes: int, lines: int) -> None:
@@ -102,35 +103,35 @@ class Progress:
             self.stream.write("\n")
 
 
-def read_events(
+def read_batches(
     stream: BinaryIO, report: LineReport, progress: Progress, bounds: EventBounds | None = None
-) -> Iterator[CodegenEvent]:
-    """Decode JSON Lines in batches; blank lines are skipped, bad ones (out of the domain
-    bounds included) reported."""
+) -> Iterator[list[CodegenEvent]]:
+    """Decode JSON Lines ``BATCH_LINES`` lines at a time into lists of events; blank lines are
+    skipped, bad ones (out of the domain bounds included) reported."""
     bounds = bounds or EventBounds()
-    line_number = 0
+    line_number = 0  # of the last line read
     done = 0
-    while True:
-        lines: list[bytes] = []
-        numbers: list[int] = []
-        for raw in stream:
-            line_number += 1
-            done += len(raw)
-            stripped = raw.strip()
-            if stripped:
-                lines.append(stripped)
-                numbers.append(line_number)
-            if len(lines) >= BATCH_LINES:
-                break
-        if not lines:
-            break
+    while chunk := list(islice(stream, BATCH_LINES)):
+        first = line_number + 1
+        line_number += len(chunk)
+        done += sum(map(len, chunk))
+        lines = list(map(bytes.strip, chunk))
+        numbers: Sequence[int] = range(first, line_number + 1)
+        if not all(lines):  # blank lines: kept out of the batch, still counted
+            numbers = list(compress(numbers, lines))
+            lines = list(filter(None, lines))
+            if not lines:
+                continue
         decoded = decode_batch(lines, bounds, time.time())
         for reject in decoded.rejects:
             report.reject(
                 numbers[reject.index], reject.category, reject.reason, lines[reject.index]
             )
         progress.update(done, line_number)
-        yield from decoded.events
+        events = decoded.events
+        del decoded  # nothing keeps the batch alive past its fold (aggregate_batches)
+        yield events
+        del events
     progress.close()
 
 
@@ -153,12 +154,13 @@ def run_aggregate(path: str, window: str, per_window: bool, output_format: str) 
     bounds = EventBounds.of(settings.pipeline)
     try:
         with stream:
-            events = read_events(stream, report, Progress(size), bounds)
+            batches = read_batches(stream, report, Progress(size), bounds)
             if per_window:
+                events = chain.from_iterable(batches)
                 results = MetricsAggregator.aggregate_windows(events, window_type, settings.reducer)
             else:
                 results = [
-                    MetricsAggregator.aggregate_events(events, window_type, settings.reducer)
+                    MetricsAggregator.aggregate_batches(batches, window_type, settings.reducer)
                 ]
     except (OSError, EOFError) as exc:
         print(f"codegen-metrics: error reading {path!r}: {exc}", file=sys.stderr)

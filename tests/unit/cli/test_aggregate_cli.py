@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -110,6 +111,23 @@ def test_line_numbers_stay_right_across_read_batches(tmp_path: Path, capsys) -> 
     assert code == 0
     assert re.findall(r"line (\d+):", err) == [str(bad_at)]
     assert json.loads(out)["events_processed"] == len(lines) - 1
+
+
+def test_line_numbers_count_blank_lines_in_every_batch(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregate_module, "BATCH_LINES", 3)
+    good, bad = to_json(started_dict()), b"{broken"
+    lines = [good, b"", bad, b"  ", good, bad, b"", b"", b"", good, bad]  # bad: 3, 6, 11
+    path = tmp_path / "blanks.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    code, out, err = run(capsys, "aggregate", str(path), "--format", "json")
+
+    assert code == 0
+    assert re.findall(r"line (\d+):", err) == ["3", "6", "11"]
+    assert json.loads(out)["events_processed"] == 3
+    assert json.loads(out)["events_invalid"] == 3
 
 
 def test_json_output_is_one_metrics_object(bad_file: Path, capsys) -> None:
@@ -262,6 +280,17 @@ def test_the_progress_bar_without_a_known_size_counts_lines(monkeypatch) -> None
     Progress(total_bytes=None, stream=terminal).update(0, lines=1234)
 
     assert "1,234 lines" in terminal.getvalue()
+
+
+def test_the_progress_bar_draws_on_the_stderr_of_the_moment(monkeypatch) -> None:
+    """Not the stderr of import time: a caller that redirects stderr silences it."""
+    terminal = FakeTerminal()
+    monkeypatch.setattr(aggregate_module.time, "monotonic", lambda: 1000.0)
+
+    with contextlib.redirect_stderr(terminal):
+        Progress(total_bytes=None).update(0, lines=7)
+
+    assert "7 lines" in terminal.getvalue()
 
 
 def test_per_window_charges_bad_lines_to_the_window_they_are_stamped_in(

@@ -96,6 +96,17 @@ def test_aggregate_events_streams_a_generator_larger_than_one_chunk() -> None:
     assert streamed.events_processed == 2500
 
 
+def test_aggregate_batches_equals_aggregate_events_whatever_the_batches() -> None:
+    events = mixed_events(2500, seed=4)
+    batches = [events[:7], [], events[7:1900], events[1900:]]
+
+    batched = MetricsAggregator.aggregate_batches(iter(batches), EnumMetricsWindow.DAILY)
+    streamed = MetricsAggregator.aggregate_events(iter(events), EnumMetricsWindow.DAILY)
+
+    assert batched.model_dump(exclude=VOLATILE) == streamed.model_dump(exclude=VOLATILE)
+    assert batched.events_processed == 2500
+
+
 def test_aggregate_events_equals_the_state_of_the_same_events() -> None:
     events = mixed_events(300, seed=3)
 
