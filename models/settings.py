@@ -240,8 +240,9 @@ class PipelineSettings(BaseModel):
     """Growth of the wait between publish attempts."""
     gc_young_threshold: Annotated[int, Field(ge=0)] = 50_000
     """Net new container objects between collections of the young generation in the ingest,
-    window and coordinator actors, which also freeze their start-up heap (actors/collector.py);
-    0 keeps Python's collector as it is (700)."""
+    window and coordinator actors, which also freeze their start-up heap (actors/collector.py),
+    and in ``codegen-metrics aggregate`` while it folds; 0 keeps Python's collector as it is
+    (700)."""
 
 
 class ServeSettings(BaseModel):

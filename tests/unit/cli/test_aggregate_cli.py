@@ -340,3 +340,16 @@ def test_an_invalid_setting_in_the_environment_exits_2_without_echoing_its_value
 
     assert code == 2 and out == ""
     assert "kafka.sasl_passwd" in err and "hunter2" not in err
+
+
+def test_the_fold_runs_under_the_actors_collector_threshold_and_restores_pythons() -> None:
+    import gc
+
+    from cli.aggregate import young_collections
+
+    before = gc.get_threshold()
+    with young_collections(12_345):
+        assert gc.get_threshold() == (12_345, *before[1:])
+    assert gc.get_threshold() == before
+    with young_collections(0):
+        assert gc.get_threshold() == before
