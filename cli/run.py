@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -135,7 +137,24 @@ class ProgressLine:
         )
 
 
+def first_applied(stats: PipelineStats) -> float | None:
+    """When the pipeline first applied an event (wall clock), if it has."""
+    moments = [w.first_applied_at for w in stats.windows if w and w.first_applied_at]
+    return min(moments) if moments else None
+
+
+def process_started_at() -> float:
+    """Wall-clock start of this process (Linux: /proc, to 10 ms), else now."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.time()
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
+    launched_at = process_started_at()
     from actors.ray_env import apply_ray_environment
 
     apply_ray_environment()
@@ -186,11 +205,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
         _init_ray(settings, dashboard=not args.no_dashboard)
         _keep_one_handler(early_handler, settings)
         stop_on_signals()
+        ray_up = time.time()
         try:
             pipeline = Pipeline(settings).start()
         except ResumeRefused as refused:
             print(f"codegen-metrics: {refused}", file=sys.stderr)
             return 2
+        pipeline_up = time.time()
         if settings.serve.enabled:
             from actors.serve_app import RouteTaken, start_api
 
@@ -226,10 +247,20 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 target=_demo, args=(settings, args.demo_rate, stopping), daemon=True
             )
             demo.start()
+        log.info(
+            "started %.1f s after launch (Ray %.1f s, actors %.1f s)",
+            pipeline_up - launched_at,
+            ray_up - launched_at,
+            pipeline_up - ray_up,
+        )
         progress = ProgressLine()
         deadline = None if args.duration is None else time.monotonic() + args.duration
+        first_seen = False
         while not stopping.wait(2.0):
             stats = pipeline.stats()
+            if not first_seen and (first := first_applied(stats)) is not None:
+                log.info("first events applied %.1f s after launch", first - launched_at)
+                first_seen = True
             action = pipeline.supervise(stats)
             if action:
                 log.warning("recovery: %s", action)

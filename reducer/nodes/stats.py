@@ -79,6 +79,8 @@ class WindowStats:
     open_rollups: int = 0
     watermark: str | None = None
     last_batch_at: float | None = None
+    first_applied_at: float | None = None
+    """Wall-clock time this node first applied an event (start-up is measured to it)."""
     error: str | None = None
     node_id: str = ""
     gc: dict[str, Any] = field(default_factory=dict)

@@ -141,6 +141,7 @@ class WindowNode:
         self.processing_errors = 0
         self.late_by_window: Counter[str] = Counter()
         self.last_batch_at: float | None = None
+        self.first_applied_at: float | None = None
         self.collected = False
         self.error: str | None = None
         for blob in restore:
@@ -197,6 +198,8 @@ class WindowNode:
         self.events_applied += applied
         self.batches_applied += 1
         self.last_batch_at = now
+        if applied and self.first_applied_at is None:
+            self.first_applied_at = now
         self._count_late(late)
         return Applied(
             rejects=rejects,
@@ -315,5 +318,6 @@ class WindowNode:
             open_rollups=len(self.store.rollups),
             watermark=watermark.isoformat() if watermark else None,
             last_batch_at=self.last_batch_at,
+            first_applied_at=self.first_applied_at,
             error=self.error,
         )

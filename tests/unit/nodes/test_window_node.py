@@ -249,3 +249,13 @@ def test_a_message_that_makes_decoding_raise_is_set_aside_alone(
     ]
     assert applied.applied == 4 and windows.stats(NOW).processing_errors == 1
     assert hour_state(windows).events_by_type == [0, 0, 0, 4]
+
+
+def test_the_first_applied_event_is_stamped_once_and_an_empty_or_bad_batch_does_not_count() -> None:
+    windows = node()
+    windows.apply(batch([]), NOW - 30)
+    windows.apply(batch([b"{not json"]), NOW - 20)
+    assert windows.stats(NOW).first_applied_at is None
+    windows.apply(batch([encode(completed_dict(timestamp=HOUR))]), NOW - 10)
+    windows.apply(batch([encode(completed_dict(timestamp=HOUR))], sequence=2), NOW)
+    assert windows.stats(NOW).first_applied_at == NOW - 10
