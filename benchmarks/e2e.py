@@ -43,6 +43,13 @@ from cli.simulator import simulate_fleet
 from models.settings import KafkaSettings, PipelineSettings, Settings
 from reducer.nodes.stats import PipelineStats
 
+OUR_ACTORS = (
+    "ray::KafkaIngestActor",
+    "ray::WindowActor",
+    "ray::CoordinatorActor",
+    "ray::IntentExecutorActor",
+)
+"""Process titles of the pipeline's actors; every other Ray process is Ray's own floor."""
 POLL_S = 0.02
 """Stats poll while waiting for the first event (its time is known to this much)."""
 
@@ -216,7 +223,10 @@ def main() -> int:
     for r in runs["pipeline"]:
         ray_processes = [m for m in r["memory"] if m[0] not in ("this driver", "tansu")]
         r["peak_mib"] = sum(m[3] for m in ray_processes)
+        r["ours_mib"] = sum(m[3] for m in ray_processes if m[0] in OUR_ACTORS)
         r["cpu_us"] = sum(m[4] for m in ray_processes) / n * 1e6
+    for r in runs["floor"]:
+        r["ours_mib"] = r["peak_mib"]
     last, p = runs["pipeline"][-1], settings.pipeline
     print(f"{n:,} events, {args.runs} runs (median and range); {p.ingest_actors} ingest, "
           f"{p.window_actors} window actors, batch {p.batch_size}, tick {p.tick_seconds:g} s; "
@@ -227,6 +237,7 @@ def main() -> int:
         ("events/s, first event applied -> final output", "rate", " ev/s"),
         ("start-up, process start -> first event applied", "startup_s", " s"),
         ("peak RSS, summed over the Ray processes", "peak_mib", " MiB"),
+        ("peak RSS, of which our actors (floor: its process)", "ours_mib", " MiB"),
         ("CPU per event: Ray processes; floor process", "cpu_us", " us"),
     ):
         digits, ratio = int(unit in (" s", " us")), median("pipeline", key) / median("floor", key)
