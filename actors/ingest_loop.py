@@ -120,7 +120,8 @@ class IngestLoop:
                 if self.gate.requested:
                     self._hold()
                     continue
-                messages = self.consumer.consume(self.pipeline.batch_size, timeout=0.25)
+                limit = self.core.batch_limit(self.pipeline.batch_size)
+                messages = self.consumer.consume(limit, timeout=0.25)
                 self.last_poll = now = time.time()
                 for chunk, alone in self.core.split(messages) if messages else [([], False)]:
                     if alone:  # a quarantine suspect: nothing else in flight with it
@@ -135,7 +136,7 @@ class IngestLoop:
                     if alone:
                         self.inflight.drain()
                 self.inflight.reap(block=False)
-                if self.core.caught_up(len(messages), self.pipeline.batch_size, self._at_end):
+                if self.core.caught_up(len(messages), limit, self._at_end):
                     self.inflight.drain()  # applied before the coordinator collects
                     self.caught_up()
             if not self.abandon:

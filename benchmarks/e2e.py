@@ -54,7 +54,7 @@ POLL_S = 0.02
 """Stats poll while waiting for the first event (its time is known to this much)."""
 
 
-def floor_child(kafka_json: str, n: int, spawned: float) -> dict[str, Any]:
+def floor_child(kafka_json: str, n: int, spawned: float, batch: int) -> dict[str, Any]:
     """The floor consumer (runs in its own process): read ``n`` messages, json.loads, dicts."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
@@ -73,7 +73,7 @@ def floor_child(kafka_json: str, n: int, spawned: float) -> dict[str, Any]:
     workflows: set[str] = set()
     seen, first, cpu = 0, 0.0, 0.0
     while seen < n:
-        for message in consumer.consume(num_messages=1000, timeout=1.0):
+        for message in consumer.consume(num_messages=batch, timeout=1.0):
             if message.error() is not None:
                 continue
             if not seen:
@@ -178,14 +178,14 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--window-actors", type=int, default=2)
     parser.add_argument("--ingest-actors", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=PipelineSettings().batch_size)
     parser.add_argument("--tick-seconds", type=float, default=PipelineSettings().tick_seconds)
     parser.add_argument("--runs", type=int, default=3, help="floor + pipeline runs, alternating")
-    parser.add_argument("--floor-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
-        kafka_json, n, spawned = args.floor_child
-        print(json.dumps(floor_child(kafka_json, int(n), float(spawned))))
+        kafka_json, n, spawned, batch = args.floor_child
+        print(json.dumps(floor_child(kafka_json, int(n), float(spawned), int(batch))))
         return 0
 
     n, header = args.events, c.machine()
@@ -203,7 +203,8 @@ def main() -> int:
             kafka.ensure_topics(ks, ks.input_topics)
             produce_events(ks, islice(simulate_fleet(10**9, seed=1), n))
             spawned = str(time.time())
-            floor_args = [__file__, "--floor-child", ks.model_dump_json(), str(n), spawned]
+            floor_args = [__file__, "--floor-child", ks.model_dump_json(), str(n), spawned,
+                          str(args.batch_size)]  # fmt: skip
             runs["floor"].append(c.run_child(floor_args))
             runs["pipeline"].append(run_pipeline(settings, n))
             shutil.rmtree(settings.pipeline.storage_path, ignore_errors=True)

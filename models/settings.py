@@ -173,10 +173,11 @@ class PipelineSettings(BaseModel):
     """Kafka consumers in one group; 0 sizes from the cluster (a quarter of its CPUs)."""
     window_actors: Annotated[int, Field(ge=0)] = 2
     """Stateful window actors; 0 sizes from the cluster (the CPUs the ingest actors leave)."""
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
-    """Most messages an ingest actor reads and dispatches at once. A poll returns what is
-    there after at most 0.25 s, so below capacity batches stay small and a large cap adds no
-    delay; on a backlog 1000 doubled the throughput of 100 (README, Performance)."""
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 4000
+    """Most messages an ingest actor reads and dispatches at once (fewer when messages are
+    large: a batch holds about 4 MiB). A poll returns what is there after at most 0.25 s, so
+    below capacity batches stay small and a large cap adds no delay; on a backlog 4000 moved
+    7% more events a second than 1000 with 13% less CPU an event (README, Performance)."""
     max_batches_in_flight: Annotated[int, Field(ge=1)] = 4
     """Batches an ingest actor has sent but not seen applied before it stops reading
     (backpressure)."""

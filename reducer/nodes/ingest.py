@@ -2,7 +2,8 @@
 
 Data path of an ingest actor (its consuming thread, actors/ingest_loop.py, does the I/O):
 
-1. consume up to ``batch_size`` messages; ``plan`` sets aside oversized ones as dead letters,
+1. consume up to ``batch_limit`` messages (``batch_size``, fewer when messages are large);
+   ``plan`` sets aside oversized ones as dead letters,
    tracks partition ends (librdkafka's partition EOF) and positions, and routes the raw messages
    by workflow_id hash (found without decoding, see routing.py) to the window actors;
 2. ``batches`` builds one ``WindowBatch`` per window actor (empty ones too: they carry partition
@@ -34,6 +35,10 @@ from reducer.nodes.routing import route_messages
 from reducer.nodes.stats import IngestStats
 
 TopicPartition = tuple[str, int]
+BATCH_BYTES = 4 * 1024 * 1024
+"""What a consumed batch should hold at most, in message bytes, whatever ``batch_size`` says:
+a batch is in memory (and in flight, ``max_batches_in_flight`` times) at once, and below Ray's
+inline limit (actors/ray_env.py) it crosses to the window actors without the object store."""
 
 
 class Message(Protocol):
@@ -97,6 +102,8 @@ class IngestDispatcher:
         self.known: list[TopicPartition] = []
         """Every partition of the input topics (refreshed from metadata by the shell)."""
         self.sequence = 0
+        self.message_bytes = 0.0
+        """Mean size of the messages of the last batch (``batch_limit``)."""
         self.behind = False
         """A consume returned a full batch since the last catch-up: there was a backlog."""
         self.counts = IngestStats(index=index)
@@ -139,6 +146,9 @@ class IngestDispatcher:
             kept.append(message)
             values.append(value)
         self.counts.messages_in += len(kept) + len(dead)
+        if kept or dead:
+            size = sum(map(len, values)) + sum(len(m.value() or b"") for m, _ in dead)
+            self.message_bytes = size / (len(kept) + len(dead))
         if not ranges:
             return None
         source_of = {key: index for index, key in enumerate(ranges)}
@@ -153,6 +163,14 @@ class IngestDispatcher:
             sources=sources,
             dead_letters=dead,
         )
+
+    def batch_limit(self, batch_size: int) -> int:
+        """How many messages to consume next: ``batch_size``, or fewer when the last batch's
+        messages were large, so a batch holds about ``BATCH_BYTES`` (the simulated fleet's
+        415-byte events: 10,000; a flood of 1 MB messages: 4)."""
+        if self.message_bytes <= 0:
+            return batch_size
+        return max(1, min(batch_size, int(BATCH_BYTES / self.message_bytes)))
 
     def caught_up(
         self, consumed: int, batch_size: int, at_end: Callable[[], list[TopicPartition]]

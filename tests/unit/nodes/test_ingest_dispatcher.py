@@ -248,3 +248,15 @@ def test_not_caught_up_while_the_fetcher_has_seen_past_a_partitions_end() -> Non
     assert not core.caught_up(1000, 1000, lambda: [])
     assert not core.caught_up(10, 1000, lambda: [(TOPIC, 0)])  # partition 1 has more fetched
     assert core.caught_up(10, 1000, lambda: [(TOPIC, 0), (TOPIC, 1)])
+
+
+def test_batches_shrink_to_about_four_mib_when_messages_are_large() -> None:
+    core = dispatcher(limit=2_000_000)
+    assert core.batch_limit(4000) == 4000  # nothing read yet
+    core.plan([Message(TOPIC, 0, i, event(uuid.uuid4())) for i in range(10)])
+    assert core.batch_limit(4000) == 4000  # small events: the setting rules
+    core.plan([Message(TOPIC, 0, 10 + i, b"x" * 1_048_576) for i in range(3)])
+    assert core.batch_limit(4000) == 4  # 4 MiB of 1 MiB messages
+    oversized = [Message(TOPIC, 0, 13, b"y" * 3_000_000)]  # dead-lettered, still in memory
+    core.plan(oversized)
+    assert core.batch_limit(4000) == 1
