@@ -10,7 +10,7 @@ above 1 is faster for rates and bigger for ms and MiB):
   2. raw JSON -> state on one core: ``decode_batch`` with the domain bounds + ``add_batch``, beside
      validation alone and ``json.loads`` alone (the ceiling); baseline: json.loads + Model(**d).
      Also the ``aggregate`` command (``run_aggregate`` on a file of the same lines) beside pydantic
-     batch validation alone (``list[Json[event]]``, in the command's batches): issue 17's 1.5x.
+     batch validation alone (``list[Json[event]]``, in the command's batches).
      ``--baseline REF`` also runs row 2 in fresh child processes for this tree and for REF's
      models/ reducer/ cli/ (``git archive``), alternating, to price a change in one run.
   3. peak RSS aggregating N events, each in a fresh child process.
@@ -307,7 +307,7 @@ def row_trees(plan: Plan, lines: list[bytes], ref: str) -> list[Row]:
     ):
         got = {side: [r[key] for r in rs] for side, rs in runs.items()}
         ours, theirs = (statistics.median(got[side]) for side in ("ours", "ref"))
-        if key == "ratio":  # a ratio in time: not above 1.5 is the goal (issue 17)
+        if key == "ratio":  # a ratio in time, not in events/s
             cells = [
                 f"{c.ratio(statistics.median(v))} ({min(v):.2f}-{max(v):.2f})" for v in got.values()
             ]
