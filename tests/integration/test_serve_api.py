@@ -131,7 +131,7 @@ def test_health_is_open_without_token_and_reports_what_makes_it_true(live: dict)
     assert body["node_type"] == "REDUCER" and body["node_id"] == "test-node"
     assert body["actors_alive"] == body["actors_expected"] == 6
     assert body["events_in"] == len(live["old"]) + len(live["recent"])
-    assert body["bad_events"] == 0 and body["batch_size"] == 1000
+    assert body["bad_events"] == 0 and body["batch_size"] == 4000  # the default
     assert set(body["seconds_since_poll"]) == {"ingest-0", "ingest-1"}
     assert body["version"] == VERSION and body["window_type"] == "hourly"
     assert body["events_out"] >= 4  # at least the old windows' four finals went out
