@@ -19,7 +19,7 @@ from actors.checkpoint import CheckpointStore
 from actors.collector import collector_stats, settle_collector
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
 from reducer.nodes.checkpoint import Checkpoint, Source
-from reducer.nodes.coordinator import Publication, TickPlanner
+from reducer.nodes.coordinator import Publication, TickPlanner, tick_wait
 from reducer.nodes.history import HistoryView
 from reducer.nodes.messages import Collected
 from reducer.nodes.stats import CoordinatorStats, TickPhases
@@ -73,7 +73,9 @@ class CoordinatorActor:
         # tick_seconds after the previous one ended: ticks of 1-2.6 s at a 1 s tick would
         # otherwise make the period 2-3.6 s.
         while True:
-            early = self._wake.wait(max(0.0, tick - (time.monotonic() - began)))
+            early = self._wake.wait(tick_wait(time.monotonic() - began, tick))
+            if early:
+                self._stop.wait(tick_wait(time.monotonic() - began, tick, early=True))
             if self._stop.is_set():
                 break
             self._wake.clear()

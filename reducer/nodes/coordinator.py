@@ -93,6 +93,19 @@ class Publication:
         return self.intent.target_key.encode(), self.intent.model_dump_json().encode()
 
 
+EARLY_TICK_GAP_S = 1.0
+"""Least time from a tick's start to an early tick's: a stream that keeps filling and draining
+batches asks at every drain, and each tick costs every window actor a collect."""
+
+
+def tick_wait(since_tick: float, tick: float, early: bool = False) -> float:
+    """Seconds until the next tick, ``since_tick`` after the last one started: at its period
+    (``tick``), or when an ingest actor has asked (``early``), once ``EARLY_TICK_GAP_S`` (or the
+    period, if shorter) has passed since the last start."""
+    period = min(EARLY_TICK_GAP_S, tick) if early else tick
+    return max(0.0, period - since_tick)
+
+
 class TickPlanner:
     """The coordinator's book of windows, history, checkpoint position and counters."""
 

@@ -237,3 +237,14 @@ def test_a_window_whose_metrics_raise_is_set_aside_and_the_others_publish() -> N
     assert {"hourly:2026-03-03T10:00:00Z", "daily:2026-03-03T00:00:00Z"} <= published
     assert core.stats().windows_set_aside == 1
     assert core.book.pending == {hour}  # tried again next tick
+
+
+def test_ticks_come_at_their_period_and_an_early_one_at_most_once_a_second() -> None:
+    from reducer.nodes.coordinator import tick_wait
+
+    assert tick_wait(0.0, 5.0) == 5.0
+    assert tick_wait(3.5, 5.0) == 1.5
+    assert tick_wait(7.0, 5.0) == 0.0  # a tick that overran: the next one at once
+    assert tick_wait(0.2, 5.0, early=True) == pytest.approx(0.8)
+    assert tick_wait(2.0, 5.0, early=True) == 0.0
+    assert tick_wait(0.1, 0.5, early=True) == pytest.approx(0.4)  # never later than the period
