@@ -147,7 +147,7 @@ def test_every_long_lived_actor_settles_its_garbage_collector_as_configured(
     finally:
         pipeline.stop()
     actors = [*stats.ingest, *stats.windows, stats.coordinator]
-    assert len(actors) == 4
+    assert len(actors) == 5  # two ingest actors by default, two window actors, the coordinator
     for actor in actors:
         assert actor.gc["thresholds"][0] == 12_345
         assert actor.gc["frozen"] > 10_000  # Ray's and pydantic's start-up heap
