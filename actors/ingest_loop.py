@@ -78,10 +78,8 @@ class IngestLoop:
         )
 
     def start(self, window_actors: list[Any]) -> None:
-        """Consume on a thread of our own, sending to ``window_actors``."""
+        """Consume on a thread of our own (``connect`` first), sending to ``window_actors``."""
         self.windows = window_actors
-        if self.consumer is None:
-            self.connect()
         self.thread = threading.Thread(target=self._run, name=self.core.source, daemon=True)
         self.thread.start()
 
