@@ -30,7 +30,7 @@ from actors.window import WindowActor
 from models.settings import Settings
 from reducer.nodes.checkpoint import Checkpoint, Source
 from reducer.nodes.quarantine import Quarantine
-from reducer.nodes.resume import ResumeRefused, refusal, resume_problems
+from reducer.nodes.resume import ResumeRefused, group_needs_reset, refusal, resume_problems
 from reducer.nodes.stats import IngestStats, PipelineStats
 from reducer.nodes.supervisor import Action, Supervisor
 
@@ -314,11 +314,7 @@ class Pipeline:
                 self._kill_graph()
                 self._await_names_released()
                 latest = preloaded[0] if preloaded and attempt == 1 else self.store.latest()
-                if reset_group or what == "restore" or attempt > 1:
-                    # The consumers of the graph just killed may have left mid-join, which on
-                    # Tansu strands the group (README, reliability); a real Kafka refuses while
-                    # members remain, which is harmless. Commits only ever follow checkpoints:
-                    # the new group gets the latest one's.
+                if group_needs_reset(what, attempt, latest, reset_group):
                     offsets = latest.offsets if latest is not None else {}
                     refused = kafka.reset_group(self.settings.kafka, offsets)
                     if refused:

@@ -101,3 +101,19 @@ def refusal(problems: list[str], location: str, group_id: str, brokers: str) -> 
         "earliest retained offsets with empty state (existing checkpoints are set aside).",
     ]
     return ResumeRefused("\n".join(lines))
+
+
+def group_needs_reset(what: str, attempt: int, checkpoint: Checkpoint | None, asked: bool) -> bool:
+    """Whether to delete the consumer group (and commit the checkpoint's offsets to the new one)
+    before the ingest actors join it.
+
+    The checkpoint, not the group, says where to resume, and commits only ever follow
+    checkpoints, so a group rebuilt from it loses nothing. It is rebuilt when asked (the
+    supervisor saw it stuck), on every restore and retry (the consumers just killed may have
+    left mid-join), and on a start that resumes a checkpoint: when a group's leader leaves while
+    it rebalances (two members stopping together), Tansu 0.6 keeps it as the leader, and every
+    later join waits for its assignment, which never comes (two consumers rejoining a group both
+    had left: 6 of 16 restarts stuck over 40 s; with the group reset first, 0 of 20). A real Kafka
+    refuses to delete a group while members remain, which is harmless. A first start (no
+    checkpoint) has a group with nothing committed, or it would have been refused."""
+    return asked or what == "restore" or attempt > 1 or checkpoint is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reducer.nodes.checkpoint import Checkpoint, Source
-from reducer.nodes.resume import BrokerView, refusal, resume_problems
+from reducer.nodes.resume import BrokerView, group_needs_reset, refusal, resume_problems
 
 IN = "prod.codegen.started.v1"
 OUT = "prod.codegen.failed.v1"
@@ -84,3 +84,19 @@ def test_the_refusal_names_the_location_group_broker_and_the_ways_forward() -> N
     assert "s3://bucket/ckpt/prod" in message
     for way in ("--storage-path", "--group-id", "--reset-state"):
         assert way in message
+
+
+@pytest.mark.parametrize(
+    ("what", "attempt", "found", "asked", "reset"),
+    [
+        ("start", 1, None, False, False),  # a first start: nothing committed to rebuild from
+        ("start", 1, checkpoint({(IN, 0): 5}), False, True),  # a restart: Tansu's stale leader
+        ("start", 2, None, False, True),  # a retry: the killed consumers may have left mid-join
+        ("restore", 1, None, False, True),
+        ("start", 1, None, True, True),  # the supervisor saw the group stuck
+    ],
+)
+def test_the_group_is_rebuilt_from_the_checkpoint_unless_a_first_start_finds_nothing(
+    what: str, attempt: int, found: Checkpoint | None, asked: bool, reset: bool
+) -> None:
+    assert group_needs_reset(what, attempt, found, asked) is reset
