@@ -244,9 +244,12 @@ def test_two_members_of_one_group_share_the_partitions(kafka_settings: KafkaSett
         assert not assigned[0] & assigned[1]
         assert assigned[0] | assigned[1] == set(range(N_PARTITIONS))
         # librdkafka's own account of the membership (what ingest actors report in stats()).
+        # The group's assignment is reported from the SyncGroup answer on, and a report may
+        # still be in flight from before the application's assign call (wait-assign-call).
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(
-            r and r[-1]["assignment_size"] == len(a) for r, a in zip(reports, assigned, strict=True)
+            r and r[-1]["assignment_size"] == len(a) and r[-1]["join_state"] == "steady"
+            for r, a in zip(reports, assigned, strict=True)
         ):
             for consumer in members:
                 consumer.poll(0.1)
