@@ -37,6 +37,14 @@ HEARTBEAT_INTERVAL_MS = 1000
 # member (~11 s) where range needs one (~5 s). Eager range it is; on a real cluster set
 # extra_config {"partition.assignment.strategy": "cooperative-sticky"} (settings beat defaults).
 ASSIGNMENT_STRATEGY = "range"
+# librdkafka prefetches up to 64 MiB per consumer by default, and when that queue is full waits
+# fetch.queue.backoff.ms (1 s) before fetching again. 8 MiB (a third of a second of one ingest
+# actor's share at 120k events/s) with a 10 ms backoff: benchmarks/e2e.py at 1M events, each
+# ingest actor's peak RSS 373 -> 277 MiB at the same rate, and a plain consumer reads 252k
+# instead of 121k events/s (the 1 s backoff idled it half the time). 16 MiB with the 1 s
+# backoff halved the pipeline's rate.
+PREFETCH_KBYTES = 8192
+PREFETCH_BACKOFF_MS = 10
 # With enable.partition.eof, a consumer yields this "error" each time it reaches a partition's end.
 PARTITION_EOF = confluent_kafka.KafkaError._PARTITION_EOF
 
@@ -72,6 +80,8 @@ def make_consumer(
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
         "partition.assignment.strategy": ASSIGNMENT_STRATEGY,
+        "queued.max.messages.kbytes": PREFETCH_KBYTES,
+        "fetch.queue.backoff.ms": PREFETCH_BACKOFF_MS,
     }
     required = {"group.id": group_id or settings.group_id, "enable.auto.commit": False}
     return confluent_kafka.Consumer(_config(settings, defaults, required, overrides))
