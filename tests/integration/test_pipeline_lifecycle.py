@@ -154,7 +154,7 @@ def test_restarts_of_two_ingest_actors_each_own_every_partition_within_two_joins
 ) -> None:
     """Two members leaving together can leave Tansu's group waiting for a leader that left
     (reducer/nodes/resume.py); a restart rebuilds the group from the checkpoint first. Three
-    stop/start rounds: without the rebuild, about a third of restarts stay unassigned."""
+    restarts: without the rebuild, about a third of restarts stay unassigned."""
     events = fleet(20, seed=5)
     settings = settings_for(kafka_settings, ingest_actors=2, tick_seconds=30)
     produce_events(kafka_settings, events)
