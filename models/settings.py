@@ -172,8 +172,7 @@ class PipelineSettings(BaseModel):
     ingest_actors: Annotated[int, Field(ge=0)] = 2
     """Kafka consumers in one group; 0 sizes from the cluster (a quarter of its CPUs, at least
     one). Two by default: one actor's consuming thread (fetch, route, send, one after the other)
-    held a backlog to 0.84x a plain consumer's rate; two read it at 0.97-1.00x (README,
-    Performance)."""
+    held a backlog to 0.83x the rate two reach (README, Performance)."""
     window_actors: Annotated[int, Field(ge=0)] = 2
     """Stateful window actors; 0 sizes from the cluster (the CPUs the ingest actors leave)."""
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 4000

@@ -12,7 +12,7 @@ from models.intents import ModelEventPublishIntent
 from models.metrics import EnumMetricsWindow, ModelEventMetricsRecorded
 from models.settings import KafkaSettings, PipelineSettings, ReducerSettings
 from reducer.nodes.checkpoint import Checkpoint
-from reducer.nodes.coordinator import TickPlanner, correlation_id
+from reducer.nodes.coordinator import TickPlanner, correlation_id, tick_wait
 from reducer.nodes.history import HistoryView
 from reducer.nodes.messages import Collected
 from reducer.panes import PaneStore
@@ -240,8 +240,6 @@ def test_a_window_whose_metrics_raise_is_set_aside_and_the_others_publish() -> N
 
 
 def test_ticks_come_at_their_period_and_an_early_one_at_most_once_a_second() -> None:
-    from reducer.nodes.coordinator import tick_wait
-
     assert tick_wait(0.0, 5.0) == 5.0
     assert tick_wait(3.5, 5.0) == 1.5
     assert tick_wait(7.0, 5.0) == 0.0  # a tick that overran: the next one at once
