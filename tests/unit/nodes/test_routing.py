@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reducer.nodes.routing import message_owner, owner, route_messages
+from reducer.nodes.routing import message_owner, message_owners, owner, route_messages
 from tests.datasets import mixed_events, workflow
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -206,3 +206,60 @@ def test_route_messages_keeps_every_position_once_in_order_with_empty_parts() ->
     for index, part in enumerate(parts):
         assert all(message_owner(messages[p], 5) == index for p in part)
     assert route_messages([], 3) == [[], [], []]
+
+
+@pytest.mark.parametrize("actors", ACTOR_COUNTS)
+def test_route_messages_sends_each_canonical_message_to_the_fixed_owner(actors: int) -> None:
+    texts = list(FIXED)
+    messages = [json.dumps({"workflow_id": t}, separators=(",", ":")).encode() for t in texts]
+
+    parts = route_messages(messages * 3, actors)
+
+    for index, part in enumerate(parts):
+        assert all(FIXED[texts[p % len(texts)]][ACTOR_COUNTS.index(actors)] == index for p in part)
+    assert sum(map(len, parts)) == 3 * len(texts)
+
+
+NEAR_MISSES = [
+    b'{"workflow_id":"123E4567-E89B-12D3-A456-426614174000"}',  # upper case: same owner
+    b'{"workflow_id":"123e4567-e89b-12d3-a456-42661417400"}',  # 35 characters
+    b'{"workflow_id":"123e4567-e89b-12d3-a456-4266141740000"}',  # 37 characters
+    b'{"workflow_id":"123e4567_e89b-12d3-a456-426614174000"}',  # a dash replaced
+    b'{"workflow_id":"123e4567-e89b-12d3-a456-42661417400g"}',  # not hex
+    b'{"workflow_id":"+23e4567-e89b-12d3-a456-426614174000"}',  # int() would take a sign
+    b'{"workflow_id":"1_3e4567-e89b-12d3-a456-426614174000"}',  # or an underscore
+    b'{"workflow_id":"123e4567-e89b-12d3-a456-42661417400\\"}',  # an escape
+    b'{"workflow_id" : "123e4567-e89b-12d3-a456-426614174000"}',  # spaced
+    b'{"workflow_id":123}',
+    b'{"workflow_id":"123e4567-e89b-12d3-a456-426614174000',  # cut before the quote
+    b'{"workflow_id":"',
+    b'"workflow_id"',
+    b'x"workflow_id":"c0ffee00-1234-4abc-9def-0123456789ab"',  # no object around it: still used
+    b'{"a":"\\"workflow_id\\":\\"c0ffee00-1234-4abc-9def-0123456789ab\\""}',  # inside a string
+    b'{"workflow_id":"zz","workflow_id":"c0ffee00-1234-4abc-9def-0123456789ab"}',  # the first
+    b'{"workflow_id":"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9-e89b-12d3-a456-426614174000"}',
+    b"",
+    b"\x00\x00\x00\x00\x07" + b'{"workflow_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8"}',
+]
+
+
+@pytest.mark.parametrize("actors", [1, 2, 3, 16, 1000, 2**31 - 1, 2**31, 2**40])
+def test_message_owners_agrees_with_message_owner_on_near_misses_of_the_common_shape(
+    actors: int,
+) -> None:
+    messages = NEAR_MISSES + [raw(e) for e in mixed_events(50, seed=12)]
+    random.Random(actors).shuffle(messages)
+
+    assert message_owners(messages, actors).tolist() == [message_owner(m, actors) for m in messages]
+
+
+def test_route_messages_agrees_with_message_owner_on_near_misses() -> None:
+    messages = NEAR_MISSES * 2
+
+    parts = route_messages(messages, 3)
+
+    assert [sorted(p for p in part) for part in parts] == parts
+    assert {p: i for i, part in enumerate(parts) for p in part} == {
+        p: message_owner(m, 3) for p, m in enumerate(messages)
+    }
+    assert message_owners([], 4).tolist() == []
