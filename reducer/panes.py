@@ -7,8 +7,8 @@ is already behind the watermark is late: it is counted, never added to a window 
 been published as final.
 
 The store also keeps what changed since the coordinator last asked, per hour, so each tick sends
-deltas (``take_deltas``); ``take_full`` sends every open window whole, for a coordinator that
-starts over.
+deltas (``take_deltas``); ``take_whole`` sends every open pane and roll-up, for a coordinator
+that starts over.
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ class StagedPanes:
     deltas: dict[datetime, AggregationState] = field(default_factory=dict)
     late: list[CodegenEvent] = field(default_factory=list)
     """Events whose hour had ended before the watermark: never added to a window."""
+
+
+@dataclass(slots=True)
+class WholeShare:
+    """A window actor's whole share of every open window (``PaneStore.take_whole``)."""
+
+    panes: dict[datetime, bytes] = field(default_factory=dict)
+    """Every open hourly pane; like a delta, each counts in every window holding its hour."""
+    rollups: dict[WindowKey, bytes] = field(default_factory=dict)
+    """Closed hours already merged, per longer window that is still open."""
 
 
 class PaneStore:
@@ -161,13 +171,17 @@ class PaneStore:
         self._unsent.clear()
         return deltas
 
-    def take_full(self) -> dict[WindowKey, bytes]:
-        """Encoded partials of every open window: what a coordinator that starts over (or lost
-        a delta) needs; deltas then continue from here."""
+    def take_whole(self) -> WholeShare:
+        """Everything this store holds, encoded: what a coordinator that starts over (or lost
+        a delta) needs; deltas then continue from here. Each open pane is sent once, as a delta
+        is, rather than merged into every window holding it (a quarter of the encoding with
+        the four window types, and no merges)."""
         self._fold()
         self._unsent.clear()
-        keys = {key for hour in self._panes for key in self.keys_of_hour(hour)}
-        return {key: self.partial(key).to_bytes() for key in sorted(keys | self.rollups.keys())}
+        return WholeShare(
+            panes={hour: pane.to_bytes() for hour, pane in sorted(self._panes.items())},
+            rollups={key: state.to_bytes() for key, state in sorted(self.rollups.items())},
+        )
 
     def release(self, horizon: datetime) -> None:
         """Windows ending at or before ``horizon`` are final: fold closed hours, drop the rest."""

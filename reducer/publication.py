@@ -13,7 +13,7 @@ from datetime import datetime
 
 from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import ReducerSettings
-from reducer.panes import WindowKey
+from reducer.panes import WholeShare, WindowKey
 from reducer.state import AggregationState
 from reducer.windows import parse_window_id, window_bounds, window_id, window_keys
 
@@ -64,9 +64,14 @@ class PublicationBook:
         self.pending.add(key)
 
     def absorb_full(self, partials: dict[WindowKey, bytes]) -> None:
-        """One window actor's whole share of every open window (``PaneStore.take_full``)."""
+        """One window actor's partials, each of the one window its key names."""
         for key, data in partials.items():
             self._merge(key, data)
+
+    def absorb_whole(self, share: WholeShare) -> None:
+        """One window actor's whole share of every open window (``PaneStore.take_whole``)."""
+        self.absorb_full(share.rollups)
+        self.absorb_deltas(share.panes)
 
     def absorb_deltas(self, deltas: dict[datetime, bytes]) -> None:
         """One window actor's events since its last take, per hour: each counts in every window

@@ -161,7 +161,7 @@ class TickPlanner:
             self.book.reset()
         for result in results:
             if result.full is not None:
-                self.book.absorb_full(result.full)
+                self.book.absorb_whole(result.full)
             else:
                 self.book.absorb_deltas(result.deltas)
         self.synced = True

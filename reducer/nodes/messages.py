@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from reducer.panes import WindowKey
+from reducer.panes import WholeShare
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,6 @@ class Collected:
     watermark: datetime | None
     deltas: dict[datetime, bytes] = field(default_factory=dict)
     """Encoded states of the events applied since the last collect, per hour."""
-    full: dict[WindowKey, bytes] | None = None
-    """Instead of deltas, every open window whole: asked for by a coordinator that starts over,
-    and sent unasked by an actor's first collect (its state may be a restored checkpoint)."""
+    full: WholeShare | None = None
+    """Instead of deltas, everything the actor holds: asked for by a coordinator that starts
+    over, and sent unasked by an actor's first collect (its state may be a restored checkpoint)."""

@@ -273,7 +273,7 @@ class WindowNode:
             self.dedup.forget_before(watermark)
         if full or not self.collected:
             self.collected = True
-            return Collected(watermark, full=self.store.take_full())
+            return Collected(watermark, full=self.store.take_whole())
         return Collected(watermark, deltas=self.store.take_deltas())
 
     def release(self, horizon: datetime) -> None:

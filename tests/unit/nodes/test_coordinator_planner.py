@@ -15,7 +15,7 @@ from reducer.nodes.checkpoint import Checkpoint
 from reducer.nodes.coordinator import TickPlanner, correlation_id, tick_wait
 from reducer.nodes.history import HistoryView
 from reducer.nodes.messages import Collected
-from reducer.panes import PaneStore
+from reducer.panes import PaneStore, WholeShare
 from reducer.publication import REVISIONS_PER_EPOCH
 from tests.datasets import completed, failed, started
 
@@ -49,7 +49,7 @@ def test_one_tick_publishes_every_changed_window_with_a_stable_correlation_id() 
     b = store_with(completed(timestamp=TEN + timedelta(minutes=5)))
 
     publications = tick(
-        core, [Collected(None, full=a.take_full()), Collected(None, full=b.take_full())]
+        core, [Collected(None, full=a.take_whole()), Collected(None, full=b.take_whole())]
     )
 
     by_id = {p.update.window_id: p for p in publications}
@@ -67,7 +67,7 @@ def test_one_tick_publishes_every_changed_window_with_a_stable_correlation_id() 
 def test_deltas_raise_the_revision_and_a_passed_watermark_makes_the_last_one_final() -> None:
     core = planner()
     store = store_with(started(timestamp=TEN))
-    tick(core, [Collected(None, full=store.take_full())])
+    tick(core, [Collected(None, full=store.take_whole())])
     store.apply([completed(timestamp=TEN)], None)
     second = tick(core, [Collected(None, deltas=store.take_deltas())])
     closing = tick(core, [Collected(TEN + timedelta(hours=1), deltas=store.take_deltas())])
@@ -94,10 +94,10 @@ def test_the_watermark_is_the_slowest_actors_and_none_while_one_has_none() -> No
 
 def test_an_actor_that_started_over_makes_every_actor_answer_whole() -> None:
     core = planner()
-    core.absorb([Collected(None, full={})], core.begin())
+    core.absorb([Collected(None, full=WholeShare())], core.begin())
 
     assert core.begin() is False
-    assert core.needs_full([Collected(None, deltas={}), Collected(None, full={})], False)
+    assert core.needs_full([Collected(None, deltas={}), Collected(None, full=WholeShare())], False)
     assert not core.needs_full([Collected(None, deltas={})], False)
 
 
@@ -115,7 +115,7 @@ def test_a_window_whose_event_cannot_be_built_is_set_aside_and_stays_pending(
     core = planner()
     store = store_with(started(timestamp=TEN))
 
-    published = tick(core, [Collected(None, full=store.take_full())])
+    published = tick(core, [Collected(None, full=store.take_whole())])
 
     assert [p.update.window_id for p in published] == ["hourly:2026-03-02T10:00:00Z"]
     assert core.stats().windows_set_aside == 1
@@ -138,12 +138,12 @@ def test_a_checkpoint_takes_reported_positions_over_the_last_offsets() -> None:
 def test_a_restored_planner_publishes_in_a_new_epoch_above_every_earlier_revision() -> None:
     first = planner()
     store = store_with(started(timestamp=TEN))
-    tick(first, [Collected(None, full=store.take_full())])
-    tick(first, [Collected(None, full=store_with(started(timestamp=TEN)).take_full())])
+    tick(first, [Collected(None, full=store.take_whole())])
+    tick(first, [Collected(None, full=store_with(started(timestamp=TEN)).take_whole())])
     checkpoint = first.checkpoint([], [], 0.0)
 
     second = planner(Checkpoint.decode(checkpoint.encode()))
-    republished = tick(second, [Collected(None, full=store.take_full())])
+    republished = tick(second, [Collected(None, full=store.take_whole())])
 
     earlier = max(first.book.revisions.values())
     assert all(p.update.revision > REVISIONS_PER_EPOCH + earlier - 1 for p in republished)
@@ -205,7 +205,7 @@ def test_a_window_too_large_to_publish_is_trimmed_to_the_producer_limit_totals_e
         for i in range(400)
     ]
 
-    (hourly, _daily) = tick(core, [Collected(None, full=store_with(*flood).take_full())])
+    (hourly, _daily) = tick(core, [Collected(None, full=store_with(*flood).take_whole())])
 
     record = hourly.record()[1]
     assert len(record) <= limit
@@ -222,7 +222,7 @@ def test_a_window_whose_metrics_raise_is_set_aside_and_the_others_publish() -> N
     core = planner()
     broken = store_with(completed(timestamp=TEN))
     good = store_with(completed(timestamp=TEN + timedelta(days=1)))
-    results = [Collected(None, full=broken.take_full()), Collected(None, full=good.take_full())]
+    results = [Collected(None, full=broken.take_whole()), Collected(None, full=good.take_whole())]
     full = core.begin()
     core.absorb(results, full)
     hour = (HOURLY, TEN)

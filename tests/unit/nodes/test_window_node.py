@@ -155,7 +155,7 @@ def test_collect_sends_everything_first_then_only_changes() -> None:
     windows.apply(batch([encode(started_dict(timestamp=HOUR))], sequence=2), NOW)
     second = windows.collect(NOW)
 
-    assert first.full is not None and set(first.full) == {(EnumMetricsWindow.HOURLY, HOUR)}
+    assert first.full is not None and set(first.full.panes) == {HOUR} and not first.full.rollups
     assert second.full is None
     assert AggregationState.from_bytes(second.deltas[HOUR]).events_by_type == [1, 0, 0, 0]
 

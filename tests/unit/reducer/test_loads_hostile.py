@@ -250,7 +250,7 @@ def assert_store_loads_or_is_unchanged(obj: Any) -> None:
     except ValueError:
         assert json.dumps(store.to_obj(), sort_keys=True) == before
         return
-    store.take_full()  # a loaded store still works
+    store.take_whole()  # a loaded store still works
 
 
 @FUZZ

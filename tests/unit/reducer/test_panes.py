@@ -14,6 +14,7 @@ from models.metrics import EnumMetricsWindow, ModelMetricsState
 from models.settings import ReducerSettings
 from reducer.aggregator import MetricsAggregator
 from reducer.panes import PaneStore, WindowKey
+from reducer.publication import PublicationBook
 from reducer.state import AggregationState
 from reducer.windows import hour_number, hour_start, window_bounds
 from tests.datasets import completed, failed, mixed_events, started
@@ -46,6 +47,13 @@ def key_of(timestamp: datetime, window: EnumMetricsWindow) -> WindowKey:
 def metrics_of(state: AggregationState, key: WindowKey) -> dict[str, Any]:
     window, start = key
     return comparable(state.to_metrics(window, *window_bounds(start, window)))
+
+
+def whole_windows(panes: PaneStore) -> dict[WindowKey, AggregationState]:
+    """The windows a coordinator that starts over rebuilds from the store's whole share."""
+    book = PublicationBook(SETTINGS, panes.windows)
+    book.absorb_whole(panes.take_whole())
+    return book.states
 
 
 def events_by_window(
@@ -95,7 +103,7 @@ def test_an_event_counts_in_one_window_per_configured_window_type() -> None:
     panes = store()
     panes.apply([started(timestamp=TEN + timedelta(minutes=5))], watermark=None)
 
-    assert set(panes.take_full()) == {
+    assert set(whole_windows(panes)) == {
         (HOURLY, TEN),
         (DAILY, datetime(2026, 3, 2, tzinfo=UTC)),
         (WEEKLY, datetime(2026, 3, 2, tzinfo=UTC)),  # a Monday
@@ -103,11 +111,11 @@ def test_an_event_counts_in_one_window_per_configured_window_type() -> None:
     }
 
 
-def test_only_the_configured_window_types_are_sent_whole() -> None:
+def test_only_the_configured_window_types_are_rebuilt_from_the_whole_share() -> None:
     panes = store([DAILY, MONTHLY])
     panes.apply([started(timestamp=TEN), started(timestamp=TEN + timedelta(hours=3))], None)
 
-    assert set(panes.take_full()) == {
+    assert set(whole_windows(panes)) == {
         (DAILY, datetime(2026, 3, 2, tzinfo=UTC)),
         (MONTHLY, datetime(2026, 3, 1, tzinfo=UTC)),
     }
@@ -120,10 +128,10 @@ def test_the_whole_state_holds_the_windows_of_every_event_applied(
     panes = store()
     panes.apply(events, watermark=None)
 
-    full = panes.take_full()
+    full = whole_windows(panes)
 
     assert set(full) == set(events_by_window(events, ALL_WINDOWS))
-    assert not any(AggregationState.from_bytes(data).is_empty for data in full.values())
+    assert not any(state.is_empty for state in full.values())
 
 
 def test_take_deltas_returns_each_changed_hour_once_and_then_only_new_changes() -> None:
@@ -159,7 +167,7 @@ def test_deltas_continue_from_a_whole_take() -> None:
     panes.take_deltas()
     panes.apply([started(timestamp=TEN)], None)
 
-    panes.take_full()  # holds both events, so no delta may repeat the second
+    panes.take_whole()  # holds both events, so no delta may repeat the second
     assert panes.take_deltas() == {}
 
     panes.apply([failed(timestamp=TEN)], None)
@@ -179,11 +187,11 @@ def test_merged_deltas_equal_the_whole_window(
         for hour, data in panes.take_deltas().items():
             merged[key_of(hour, window)].merge_in(AggregationState.from_bytes(data))
 
-    full = panes.take_full()
+    full = {key: panes.partial(key) for key in merged}
 
-    assert set(merged) == set(full)
-    for key, data in full.items():  # same metrics; bytes may differ with the merge order
-        assert metrics_of(merged[key], key) == metrics_of(AggregationState.from_bytes(data), key)
+    assert set(merged) == set(events_by_window(events, [window]))
+    for key, state in full.items():  # same metrics; bytes may differ with the merge order
+        assert metrics_of(merged[key], key) == metrics_of(state, key)
 
 
 @pytest.mark.parametrize("window", ALL_WINDOWS, ids=lambda w: w.value)
@@ -194,13 +202,14 @@ def test_the_partial_of_a_window_equals_aggregating_its_events_in_one_pass(
     for start in range(0, len(events), 37):  # several batches, as the ingest sends them
         panes.apply(events[start : start + 37], watermark=None)
 
-    full = panes.take_full()
+    full = whole_windows(panes)
     expected = events_by_window(events, [window])
 
     assert set(full) == set(expected)
     assert len(full) >= 2  # every window type spans a boundary in this data set
-    for key, data in full.items():
-        assert metrics_of(AggregationState.from_bytes(data), key) == one_pass(expected[key], window)
+    for key, state in full.items():
+        assert metrics_of(state, key) == one_pass(expected[key], window)
+        assert metrics_of(panes.partial(key), key) == one_pass(expected[key], window)
 
 
 def test_the_partial_of_a_day_is_the_merge_of_its_hours(events: list[CodegenEvent]) -> None:
@@ -245,6 +254,27 @@ def test_release_folds_closed_hours_into_rollups_and_open_partials_stay_identica
             window, start = key
             if window_bounds(start, window)[1] > horizon:  # still open: unchanged by release
                 assert metrics_of(panes.partial(key), key) == before[key], (key, horizon)
+
+
+def test_the_whole_share_after_releases_rebuilds_every_open_window_exactly(
+    events: list[CodegenEvent],
+) -> None:
+    panes = store()
+    panes.apply(events, watermark=None)
+    hours = sorted({hour_start(e.timestamp) for e in events})
+    panes.release(hours[len(hours) // 2])  # closed hours now live in roll-ups only
+    assert panes.rollups
+
+    rebuilt = whole_windows(panes)
+
+    expected = {
+        key: group
+        for key, group in events_by_window(events, ALL_WINDOWS).items()
+        if window_bounds(key[1], key[0])[1] > hours[len(hours) // 2]
+    }
+    assert set(rebuilt) == set(expected)
+    for key, state in rebuilt.items():
+        assert metrics_of(state, key) == one_pass(expected[key], key[0]), key
 
 
 def test_release_moves_a_closed_hour_into_the_rollups_of_its_open_windows() -> None:

@@ -95,7 +95,7 @@ class Pipeline:
         if full or not self.synced:
             self.book.reset()
             for store in self.stores:
-                self.book.absorb_full(store.take_full())
+                self.book.absorb_whole(store.take_whole())
             self.synced = True
         else:
             for store in self.stores:
