@@ -7,7 +7,11 @@ the command's defaults (HTTP API on, Ray dashboard on):
 
   cold      ``codegen-metrics run`` starting its own local Ray (``--ray-address local``);
   running   ``codegen-metrics run --ray-address ADDR`` against a Ray started beforehand with
-            ``ray start --head --num-cpus 2`` (as on a cluster: Ray is already up).
+            ``ray start --head --num-cpus 2`` (as on a cluster: Ray is already up);
+  short     the same with ``--session-timeout-ms 3000``, which Tansu allows (Kafka does not by
+            default): Tansu answers a join after about half the session timeout;
+  embedded  ``codegen-metrics run --demo``: its own broker (3 s sessions) and local Ray, no
+            backlog: the simulated fleet produces as the pipeline starts.
 
 Times are the command's own log lines: "first events applied N s after launch" (the window
 actors stamp the first event they apply; launch is the process's start, from /proc) and
@@ -105,11 +109,11 @@ def backlog(bootstrap: str, n: int) -> KafkaSettings:
     return ks
 
 
-def run_argv(ks: KafkaSettings, ray_address: str) -> list[str]:
+def run_argv(ks: KafkaSettings, ray_address: str, *more: str) -> list[str]:
     storage = tempfile.mkdtemp(prefix="bench-start-")
     return [COMMAND, "run", "--bootstrap-servers", ks.bootstrap_servers, "--topic-prefix",
             ks.topic_prefix, "--group-id", ks.group_id, "--storage-path", storage,
-            "--ray-address", ray_address]  # fmt: skip
+            "--ray-address", ray_address, *more]  # fmt: skip
 
 
 def main() -> int:
@@ -119,7 +123,9 @@ def main() -> int:
     args = parser.parse_args()
     env = {**os.environ, **RAY_ENVIRONMENT, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
-    rows: dict[str, list[dict[str, float]]] = {"cold": [], "running": [], "bare": []}
+    rows: dict[str, list[dict[str, float]]] = {
+        "cold": [], "running": [], "short": [], "embedded": [], "bare": []
+    }  # fmt: skip
     header = c.machine()
     with EmbeddedBroker() as broker:
         for run in range(args.runs):
@@ -127,7 +133,7 @@ def main() -> int:
             bare = [sys.executable, "-c", FIRST_MESSAGE, ks.model_dump_json()]
             rows["bare"].append({"first_s": launch_seconds(bare, env, until="first")})
             rows["cold"].append(timed_run(run_argv(ks, "local"), env))
-            ks = backlog(broker.bootstrap_servers, args.events)
+            rows["embedded"].append(timed_run([COMMAND, "run", "--demo"], env))
             temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
             ray = str(Path(sys.executable).with_name("ray"))
             address = f"127.0.0.1:{free_port()}"
@@ -138,7 +144,11 @@ def main() -> int:
                 env=env, check=True, capture_output=True,
             )  # fmt: skip
             try:
+                ks = backlog(broker.bootstrap_servers, args.events)
                 rows["running"].append(timed_run(run_argv(ks, address), env))
+                ks = backlog(broker.bootstrap_servers, args.events)
+                short = run_argv(ks, address, "--session-timeout-ms", "3000")
+                rows["short"].append(timed_run(short, env))
             finally:
                 subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
                 shutil.rmtree(temp, ignore_errors=True)
@@ -158,6 +168,10 @@ def main() -> int:
          cell("cold", "actors_s")),
         ("codegen-metrics run --ray-address (Ray running)", cell("running", "first_s"),
          cell("running", "ray_s"), cell("running", "actors_s")),
+        ("the same, --session-timeout-ms 3000", cell("short", "first_s"),
+         cell("short", "ray_s"), cell("short", "actors_s")),
+        ("codegen-metrics run --demo (embedded broker, cold local Ray)",
+         cell("embedded", "first_s"), cell("embedded", "ray_s"), cell("embedded", "actors_s")),
         ("baseline: a bare consumer process, to its first message", cell("bare", "first_s"), "",
          ""),
     ]  # fmt: skip

@@ -153,6 +153,22 @@ def process_started_at() -> float:
     return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
+def on_embedded_broker(settings: Settings, bootstrap_servers: str, storage_path: str) -> Settings:
+    """``settings`` for a run on the embedded broker: its address, checkpoints in
+    ``storage_path`` (the broker keeps nothing across runs, so neither may they), and, unless
+    set, the consumer session timeout Tansu allows (``EMBEDDED_SESSION_TIMEOUT_MS``)."""
+    from actors.kafka import EMBEDDED_SESSION_TIMEOUT_MS
+
+    kafka = settings.kafka.model_copy(
+        update={
+            "bootstrap_servers": bootstrap_servers,
+            "session_timeout_ms": settings.kafka.session_timeout_ms or EMBEDDED_SESSION_TIMEOUT_MS,
+        }
+    )
+    pipeline = settings.pipeline.model_copy(update={"storage_path": storage_path})
+    return settings.model_copy(update={"kafka": kafka, "pipeline": pipeline})
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     launched_at = process_started_at()
     from actors.ray_env import apply_ray_environment
@@ -175,18 +191,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     broker: EmbeddedBroker | None = None
     if not settings.kafka.bootstrap_servers:
         broker = EmbeddedBroker().start()
-        settings = settings.model_copy(
-            update={
-                "kafka": settings.kafka.model_copy(
-                    update={"bootstrap_servers": broker.bootstrap_servers}
-                )
-            }
-        )
-        # The embedded broker keeps nothing across runs, so neither may checkpoints.
         fresh = tempfile.mkdtemp(prefix="codegen-metrics-checkpoints-")
-        settings = settings.model_copy(
-            update={"pipeline": settings.pipeline.model_copy(update={"storage_path": fresh})}
-        )
+        settings = on_embedded_broker(settings, broker.bootstrap_servers, fresh)
         log.info("embedded Tansu broker on %s (memory only)", broker.bootstrap_servers)
     stopping = threading.Event()
 

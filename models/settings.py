@@ -87,6 +87,11 @@ class KafkaSettings(BaseModel):
     """Client private key (mutual TLS)."""
     ssl_key_password: SecretStr | None = None
     """Password of the client private key (environment only)."""
+    session_timeout_ms: Annotated[int | None, Field(ge=1000, le=3_600_000)] = None
+    """Consumer-group session timeout of the ingest actors. Unset: 6000 (the least a Kafka
+    broker accepts by default), 3000 on the embedded broker. Tansu answers a new member's join
+    after about half of it (6000: 3.0 s, 3000: 2.1 s), so it sets how long a start waits for
+    partitions; a member silent this long loses them."""
     topic_partitions: Annotated[int, Field(ge=1)] = 4
     """Partitions of each topic the pipeline creates (existing topics stay as they are); the
     input topics' count bounds how many ingest actors share the work."""

@@ -34,5 +34,9 @@ def test_the_two_set_up_commands_are_there() -> None:
 def test_docs_tell_no_history() -> None:
     for path in (ROOT / "README.md", ROOT / "benchmarks" / "README.md"):
         text = path.read_text(encoding="utf-8")
-        for pattern in (r"\bsessions?\b", r"\b20\d\d-\d\d-\d\d\b(?!T)", r"\bearlier (runs|we)\b"):
+        for pattern in (
+            r"\bsessions?\b(?![ .-]timeout)",  # Kafka's "session timeout" is a term
+            r"\b20\d\d-\d\d-\d\d\b(?!T)",
+            r"\bearlier (runs|we)\b",
+        ):
             assert not re.search(pattern, text, re.IGNORECASE), (path.name, pattern)

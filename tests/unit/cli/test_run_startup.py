@@ -32,3 +32,20 @@ def test_the_first_event_applied_is_the_earliest_window_actors_stamp() -> None:
 
     assert first_applied(stats(None, None)) is None
     assert first_applied(stats(None, 1700000012.5, 1700000010.25)) == 1700000010.25
+
+
+def test_a_run_on_the_embedded_broker_joins_with_tansus_shorter_session_unless_one_is_set() -> None:
+    from actors.kafka import EMBEDDED_SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS
+    from cli.run import on_embedded_broker
+    from models import Settings
+
+    embedded = on_embedded_broker(Settings(), "127.0.0.1:9", "/tmp/somewhere")
+    chosen = on_embedded_broker(
+        Settings(kafka={"session_timeout_ms": 7000, "group_id": "g"}), "127.0.0.1:9", "/x"
+    )
+
+    assert embedded.kafka.bootstrap_servers == "127.0.0.1:9"
+    assert embedded.pipeline.storage_path == "/tmp/somewhere"
+    assert embedded.kafka.session_timeout_ms == EMBEDDED_SESSION_TIMEOUT_MS < SESSION_TIMEOUT_MS
+    assert (chosen.kafka.session_timeout_ms, chosen.kafka.group_id) == (7000, "g")
+    assert Settings().kafka.session_timeout_ms is None  # any other broker: Kafka's floor
