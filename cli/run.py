@@ -208,6 +208,16 @@ def run_pipeline(args: argparse.Namespace) -> int:
     registrar: Any = None
     demo: threading.Thread | None = None
     try:
+        if args.demo:  # produces while Ray, the actors and the HTTP API start (seconds)
+            from actors import kafka
+
+            # Here, not in the thread: the pipeline's start reads the topics' partitions, and a
+            # produce to a missing topic would create it with the broker's default partitions.
+            kafka.ensure_topics(settings.kafka, kafka.topic_configs(settings.kafka))
+            demo = threading.Thread(
+                target=_demo, args=(settings, args.demo_rate, stopping), daemon=True
+            )
+            demo.start()
         _init_ray(settings, dashboard=not args.no_dashboard)
         _keep_one_handler(early_handler, settings)
         stop_on_signals()
@@ -248,11 +258,6 @@ def run_pipeline(args: argparse.Namespace) -> int:
             settings.kafka.topic_prefix + ".codegen.*.v1",
             settings.kafka.target_topic,
         )
-        if args.demo:
-            demo = threading.Thread(
-                target=_demo, args=(settings, args.demo_rate, stopping), daemon=True
-            )
-            demo.start()
         log.info(
             "started %.1f s after launch (Ray %.1f s, actors %.1f s)",
             pipeline_up - launched_at,
@@ -296,6 +301,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         return 0
     finally:
         stopping.set()
+        if demo is not None:
+            demo.join(timeout=10)  # before the broker it produces to stops
         if registrar is not None:
             registrar.stop()  # before the health check starts failing
         if pipeline is not None:
