@@ -135,9 +135,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             options["metavar"] = "A,B,..."
         else:
             annotation = flag.info.annotation
-            named = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if typing.get_origin(annotation) is not Literal and len(named) == 1:
-                annotation = named[0]  # an optional scalar: its type's name
+            inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(inner) == 1 and type(None) in typing.get_args(annotation):
+                annotation = inner[0]  # an optional scalar: its type's name
             if typing.get_origin(annotation) is Literal:
                 options["choices"] = list(typing.get_args(annotation))
             else:
